@@ -1,0 +1,50 @@
+# dermxai: two commands on a fresh machine -- `make tour` and `make test` -- both install into .venv when needed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# the machine's pip configuration lists local mirrors that may be absent; their warnings are noise
+PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: install tour test test-nbs test-slow test-py check-export readme bench clean
+
+# (re)install when the venv is missing or the package definition changed
+$(STAMP): setup.py settings.ini pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing dermxai and its dependencies into $(VENV) (torch + torchvision as a matched pair; a few minutes the first time)"
+	$(BIN)/python -m pip install --progress-bar off -e ".[dev]" 2>&1 | $(PIPQUIET)
+	$(BIN)/python -c "import torch, torchvision; print('torch', torch.__version__, '/ torchvision', torchvision.__version__)"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+tour: $(STAMP)
+	$(BIN)/dermxai tour --out tour
+
+test: $(STAMP) check-export test-nbs test-py
+
+# notebooks and the generated package must agree
+check-export: $(STAMP)
+	@rm -rf /tmp/dermxai-export-check && cp -r dermxai /tmp/dermxai-export-check
+	@$(BIN)/nbdev_export
+	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
+
+test-nbs: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+test-slow: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
+
+test-py: $(STAMP)
+	$(BIN)/python -m pytest tests -q -ra
+
+readme: $(STAMP)
+	$(BIN)/python tools/readme.py
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf _proc _docs .pytest_cache tour

@@ -1,0 +1,77 @@
+"""The docs pipeline up to the Quarto render (Quarto itself cannot be installed here): configuration, sidebar,
+front matter, nbdev_proc_nbs, and the README made from index.ipynb."""
+import json, os, re, shutil, subprocess, sys
+from pathlib import Path
+
+import yaml
+
+from conftest import BIN, ROOT
+
+NBS = ROOT/'nbs'
+
+
+def _notebooks():
+    return sorted(p.relative_to(NBS).as_posix() for p in NBS.rglob('*.ipynb')
+                  if '.ipynb_checkpoints' not in p.parts and not p.name.startswith('_'))
+
+
+def test_quarto_yml_is_top_level_and_found_by_nbdev():
+    top = yaml.safe_load((ROOT/'_quarto.yml').read_text())
+    assert top['project']['type'] == 'website'
+    assert 'sidebar.yml' in top['metadata-files'] and 'nbdev.yml' in top['metadata-files']
+    link = NBS/'_quarto.yml'
+    assert link.is_symlink() and link.resolve() == (ROOT/'_quarto.yml').resolve()
+
+
+def test_sidebar_lists_every_notebook():
+    sidebar = (NBS/'sidebar.yml').read_text()
+    missing = [nb for nb in _notebooks() if nb not in sidebar]
+    assert not missing, f'notebooks missing from nbs/sidebar.yml: {missing}'
+
+
+def test_every_notebook_opens_with_title_and_description():
+    for nb in _notebooks():
+        cells = json.loads((NBS/nb).read_text())['cells']
+        first = ''.join(cells[0]['source'])
+        assert cells[0]['cell_type'] == 'markdown' and first.startswith('# '), nb
+        assert '\n> ' in first or first.split('\n', 2)[-1].lstrip().startswith('>'), f'{nb}: no description line'
+
+
+def test_nbdev_proc_nbs_succeeds(tmp_path):
+    # nbdev only checks that a `quarto` executable exists before processing; the render itself is not ours here
+    stub = tmp_path/'bin'; stub.mkdir()
+    (stub/'quarto').write_text('#!/bin/sh\nexit 0\n'); (stub/'quarto').chmod(0o755)
+    env = {**os.environ, 'PATH': f'{stub}:{os.environ["PATH"]}'}
+    shutil.rmtree(ROOT/'_proc', ignore_errors=True)
+    res = subprocess.run([str(BIN/'nbdev_proc_nbs')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    proc = ROOT/'_proc'
+    for nb in _notebooks(): assert (proc/nb).exists(), nb
+    assert (proc/'_quarto.yml').exists() and (proc/'sidebar.yml').exists()
+    shutil.rmtree(proc, ignore_errors=True)
+
+
+def test_readme_is_index_with_exactly_the_two_setup_commands():
+    sys.path.insert(0, str(ROOT/'tools'))
+    import readme
+    text = (ROOT/'README.md').read_text()
+    if not shutil.which('quarto'):
+        assert text == readme.convert(NBS/'index.ipynb'), 'README.md is stale: run `make readme`'
+    setup = text.split('## Set-up', 1)[1].split('\n## ', 1)[0]
+    commands = re.findall(r'^(make \w+)', setup, flags=re.M)
+    assert commands == ['make tour', 'make test'], commands
+
+
+def test_no_cell_mixes_imports_with_other_code():
+    "nbdev's docs processing executes every cell that contains an import: such cells must hold imports only."
+    import ast
+    bad = []
+    for nb in _notebooks():
+        for k, c in enumerate(json.loads((NBS/nb).read_text())['cells']):
+            src = ''.join(c['source'])
+            if c['cell_type'] != 'code' or 'nbdev_export()' in src or re.search(r'^#\|\s*(export|exporti|exports|exec_doc)', src, re.M): continue
+            try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.startswith(('%', '!'))))
+            except SyntaxError: continue
+            imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+            if imports and any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body): bad.append(f'{nb} cell {k}')
+    assert not bad, f'cells mixing imports with code (split them): {bad}'
