@@ -14,7 +14,7 @@ PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 $(STAMP): setup.py settings.ini pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing dermxai and its dependencies into $(VENV) (torch + torchvision as a matched pair; a few minutes the first time)"
-	$(BIN)/python -m pip install --progress-bar off -e ".[dev]" 2>&1 | $(PIPQUIET)
+	$(BIN)/python -m pip install -q --progress-bar off -e ".[dev]" 2>&1 | $(PIPQUIET)
 	$(BIN)/python -c "import torch, torchvision; print('torch', torch.__version__, '/ torchvision', torchvision.__version__)"
 	@touch $(STAMP)
 
