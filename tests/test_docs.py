@@ -75,3 +75,10 @@ def test_no_cell_mixes_imports_with_other_code():
             imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
             if imports and any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body): bad.append(f'{nb} cell {k}')
     assert not bad, f'cells mixing imports with code (split them): {bad}'
+
+
+def test_every_cell_has_a_stable_id():
+    "nbdev_export writes cell ids into dermxai/: a cell without one gets a random id and the export never settles."
+    missing = [f'{nb} cell {k}' for nb in _notebooks()
+               for k, c in enumerate(json.loads((NBS/nb).read_text())['cells']) if not c.get('id')]
+    assert not missing, f'cells without an id (open and save the notebook in Jupyter, or set ids): {missing[:5]}'
