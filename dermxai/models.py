@@ -24,7 +24,8 @@ from .losses import ClassificationMetrics, Metric, focal_loss
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RESNET_LAYERS', 'Normalize', 'save_weights', 'read_weights', 'load_weights',
-           'ResNetClassifier', 'register_system', 'system_names', 'get_system', 'System', 'ResNetSystem']
+           'ResNetClassifier', 'class_activation_map', 'register_system', 'system_names', 'get_system', 'System',
+           'ResNetSystem']
 
 # %% ../nbs/10_models.ipynb #9a1e7a5d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -103,6 +104,16 @@ class ResNetClassifier(nn.Module):
     def cam_layer(self) -> nn.Module: return self.net.layer4
 
     def forward(self, x): return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))
+
+# %% ../nbs/10_models.ipynb #4844b649
+def class_activation_map(features:torch.Tensor, weight:torch.Tensor, classes, size=None) -> torch.Tensor:
+    """CAM (eq. 13): M_c = sum_k w^c_k f_k from `features` (N, K, h, w) and a linear classifier's `weight` (C, K),
+    for `classes` (one int, or one per image); upsampled bilinearly to `size` (H, W) when given. Returns (N, H, W)."""
+    cls = torch.as_tensor(classes, device=features.device).long().reshape(-1).expand(len(features))
+    maps = torch.einsum('nk,nkhw->nhw', weight[cls].to(features.dtype), features)
+    if size is not None:
+        maps = F.interpolate(maps[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
+    return maps
 
 # %% ../nbs/10_models.ipynb #e898e933
 _REGISTRY: dict[str, tuple[type, dict]] = {}
