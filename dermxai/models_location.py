@@ -37,7 +37,7 @@ class LesionLocationNet(nn.Module):
         if bad or not heads: raise DataError('unknown head', field='head', value=bad[0] if bad else heads, expected=f'some of {HEADS}')
         self.head_names = [h for h in HEADS if h in heads]
         self.normalize = Normalize()
-        self.trunk = torchvision.models.get_model(backbone, weights=None)
+        self.trunk = torchvision.models.get_model(backbone, weights=None, zero_init_residual=True)
         dim = self.trunk.fc.in_features
         self.trunk.fc = nn.Identity()
         self.lesion = nn.Linear(dim, n_lesion) if 'lesion' in heads else None
