@@ -242,5 +242,5 @@ def test_train_help_lists_each_variants_own_options():
     text = {name: train[name].format_help() for name in ['gated', 'gated-off', 'location', 'location-single']}
     assert all(f in text['gated'] for f in ['--gates', '--width', '--gate-lr', '--binary', '--k', '--gamma-g'])
     assert '--gates' not in text['gated-off'] and '--width' not in text['gated-off']    # fixed by the variant
-    assert '--head HEAD' in text['location-single'] and '--head HEAD' not in text['location']
+    assert '--head OPT_HEAD' in text['location-single'] and '--head OPT_HEAD' not in text['location']
     assert '--lesion' in text['location'] and '--backbone' in text['location']
