@@ -6,7 +6,7 @@ For every variant (standard, binary, half, double, gates-off) and seed: train wi
 - the Table 2-shaped test metrics (accuracy, macro recall, macro precision per task and averaged over the criteria),
 - the 7-point checklist on the test split: inferred (tau 1, 3) vs direct vs the rule on the true criteria.
 
-Writes experiments/results/gated_variants.{json,nc,csv}. Reproduce (about 20-30 minutes on two busy CPU cores):
+Writes experiments/results/gated_variants.{json,nc,csv}. Reproduce (29 minutes for two seeds on two busy CPU cores):
 
     OMP_NUM_THREADS=1 python experiments/gated_variants.py --seeds 0 1 2
 """
@@ -35,8 +35,8 @@ def main(argv=None):
     ap.add_argument('--variants', nargs='+', default=VARIANTS)
     ap.add_argument('--n', type=int, default=600, help='SynthDerm cases (70/15/15 split)')
     ap.add_argument('--size', type=int, default=128)
-    ap.add_argument('--epochs', type=int, default=20, help='epochs of 5 balanced batches')
-    ap.add_argument('--patience', type=int, default=10, help='early stopping on the validation loss')
+    ap.add_argument('--epochs', type=int, default=30, help='epochs of 5 balanced batches')
+    ap.add_argument('--patience', type=int, default=15, help='early stopping on the validation loss')
     ap.add_argument('--data-seed', type=int, default=0)
     ap.add_argument('--runs', default=None, help='where to keep the run directories (default: a temporary folder)')
     ap.add_argument('--out', default=str(RESULTS/'gated_variants'))
