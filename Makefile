@@ -31,11 +31,13 @@ check-export: $(STAMP)
 	@$(BIN)/nbdev_export
 	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
+# two notebook workers fill the two cores: one torch thread each (OpenMP threads that outnumber the cores spin; on a
+# busy 2-core machine a ResNet-50 step took 8x longer with two threads than with one)
 test-nbs: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 test-slow: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --flags slow --timing
 
 test-py: $(STAMP)
 	$(BIN)/python -m pytest tests -q -ra
