@@ -164,7 +164,7 @@ def retrieval_precision(neighbours:xr.Dataset, labels) -> float:
     same = [[get(int(c)) == get(int(qq)) for c in row] for qq, row in zip(q, neighbours.neighbour.values)]
     return float(np.mean(same))
 
-# %% ../nbs/15_models_location.ipynb #350c7739
+# %% ../nbs/15_models_location.ipynb #9bd04a94
 def location_transforms(size:int, train:bool) -> v2.Transform:
     "Resize to size * 256/224 then a random (train, with flips) or centre crop of `size`: the paper's 256 -> 224 scheme."
     resize = int(round(size * 256 / 224))
@@ -176,7 +176,7 @@ def location_transforms(size:int, train:bool) -> v2.Transform:
 @register_system('location-single')
 class LesionLocationMTL(System):
     "Shared ResNet-50, sibling lesion (sigmoid) + location (softmax) heads (Liao & Luo); single-task with --head."
-    paper = 'Liao & Luo, A deep multi-task learning approach to skin lesion classification (AAAI workshops 2017)'
+    paper = 'Liao & Luo, A deep multi-task learning approach to skin lesion classification (arXiv:1812.03527, 2018)'
     task_family = 'lesion_location'
     options = {'head': 'lesion', 'lesion': 'auto', 'backbone': 'resnet50', 'location_weight': 1.0, 'weights': None}
     option_help = {'head': "single-task baseline's head: 'lesion' or 'location'",
