@@ -39,6 +39,12 @@ def _train_common(p):
     p.add_argument('--patience', type=int, help='early stopping patience in epochs')
     p.add_argument('--steps-per-epoch', type=int); p.add_argument('--device', help='cpu, cuda, cuda:1, mps')
     p.add_argument('--resume', action='store_true', help='continue the run in --out from its last checkpoint')
+    p.add_argument('--nproc', type=int, default=1,
+                   help='train with N processes on this machine (torchrun; one per GPU, or Gloo on CPU); '
+                        'for several machines run `torchrun ... -m dermxai train ...` on each')
+    p.add_argument('--compile', action='store_true', default=None, help='torch.compile the model')
+    p.add_argument('--channels-last', action='store_true', default=None, help='channels-last memory format (GPU)')
+    p.add_argument('--no-amp', action='store_false', dest='amp', default=None, help='no mixed precision on GPU')
     p.add_argument('--no-progress', action='store_true')
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,15 +93,34 @@ def _cmd_synth(a):
     gallery(ds, ncols=8, outline_masks=True, path=out/'gallery_masks.png')
     print(f'wrote {out/"synthderm.nc"} ({a.n} cases, {a.size} px), {out/"gallery.png"}, {out/"gallery_masks.png"}')
 
+def _launch_torchrun(nproc:int, argv:list) -> int:
+    "Run this same command in `nproc` processes with torchrun's launcher (a standalone rendezvous on this machine)."
+    # torchrun's programmatic launcher: our arguments never pass through torchrun's own argument parser
+    import os, uuid
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    args = [a for i, a in enumerate(argv) if a != '--nproc' and not a.startswith('--nproc=') and (i == 0 or argv[i - 1] != '--nproc')]
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // nproc)))  # no oversubscription
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()), rdzv_backend='c10d',
+                          rdzv_endpoint='localhost:0', max_restarts=0, monitor_interval=0.5)
+    try: elastic_launch(config, sys.executable)('-m', 'dermxai', *args)
+    except ChildFailedError as e:
+        codes = [f.exitcode for f in e.failures.values()]
+        return next((c for c in codes if c and c > 0), 1)
+    return 0
+
 def _cmd_train(a):
     from dermxai.core import TrainConfig
     from dermxai.models import get_system
+    from dermxai.train import distributed_env
     system = get_system(a.system)
     options = {k[4:]: v for k, v in vars(a).items() if k.startswith('opt_') and v is not None}
-    keys = ['data', 'epochs', 'size', 'n', 'seed', 'batch_size', 'lr', 'num_workers', 'patience', 'steps_per_epoch', 'device']
+    keys = ['data', 'epochs', 'size', 'n', 'seed', 'batch_size', 'lr', 'num_workers', 'patience', 'steps_per_epoch',
+            'device', 'compile', 'channels_last', 'amp']
     cfg = system.config(a.profile, options=options, **{k: getattr(a, k) for k in keys})
     res = system.run(cfg, a.out, resume=a.resume, progress=not a.no_progress)
-    print(json.dumps({'run': a.out, 'test': res.get('test'), 'epochs_run': res.get('epochs_run')}, indent=2))
+    if distributed_env()[0] == 0:
+        print(json.dumps({'run': a.out, 'test': res.get('test'), 'epochs_run': res.get('epochs_run')}, indent=2))
 
 def _cmd_evaluate(a):
     from dermxai.core import TrainConfig
@@ -124,8 +149,11 @@ def _cmd_systems(a):
 
 def main(argv=None) -> int:
     "Entry point of the `dermxai` command."
+    import os
     ap = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
+    if a.command == 'train' and a.nproc > 1 and 'WORLD_SIZE' not in os.environ: return _launch_torchrun(a.nproc, argv)
     try:
         {'synth': _cmd_synth, 'train': _cmd_train, 'evaluate': _cmd_evaluate, 'tour': _cmd_tour,
          'systems': _cmd_systems}[a.command](a)

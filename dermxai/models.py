@@ -144,7 +144,7 @@ class System:
     option_help: dict = {}                  # option -> help text for the command line
     profiles: dict = {                      # TrainConfig overrides per profile
         'quick': dict(n=600, size=64, epochs=3, batch_size=32),
-        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4)}
+        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4, channels_last=True)}
 
     def __init__(self, name:str, **fixed): self.name, self.fixed = name, fixed
 
