@@ -223,7 +223,7 @@ class _Folder:
         if name in self.where: return self.where[name]
         alts = self.folded.get(_ext_fold(name), [])
         if len(alts) == 1:
-            if self.report is not None: self.report.tolerate('files found with another extension case than listed', f'{name} -> {alts[0]}')
+            if self.report is not None: self.report.tolerate('files found with another extension case than listed', f'{self.where[alts[0]].parent.name}/{name} -> {alts[0]}')
             return self.where[alts[0]]
         return None
 
@@ -252,7 +252,7 @@ def read_csv(src, file=None, required=(), report:LoadReport|None=None) -> pd.Dat
                                 expected=f'the columns {list(required)}')
     df = df.fillna('').astype(str).reset_index(drop=True)
     for c in df.columns:
-        s = df[c].str.strip()
+        s = pd.Series([v.strip() for v in df[c].values], index=df.index, dtype=object)   # Python's idea of white space, always
         changed = np.flatnonzero((s != df[c]).values)
         if len(changed):
             if report is not None:
@@ -448,11 +448,12 @@ def encode_superpixels(ids:np.ndarray) -> np.ndarray:
     return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], -1).astype(np.uint8)
 
 def parse_isic2017_features(obj, n_superpixels:int, file=None) -> dict:
-    "{attribute: float array (n_superpixels,)} from a features JSON (dict, JSON text, or path); errors name the key."
-    if isinstance(obj, (str, Path)) and not str(obj).lstrip().startswith('{'):
+    "{attribute: float array} from a features JSON: a `Path` to the file, JSON text (str), or the parsed object."
+    if isinstance(obj, Path):
         file = file or obj
-        try: obj = json.loads(Path(obj).read_text(encoding='utf-8'))
+        try: obj = json.loads(obj.read_text(encoding='utf-8'))
         except FileNotFoundError: raise DataError('features file not found', file=file) from None
+        except OSError as e: raise DataError(f'cannot read the features file ({e.strerror})', file=file) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(f'not valid JSON ({e})', file=file) from None
     elif isinstance(obj, str):
         try: obj = json.loads(obj)
@@ -478,14 +479,19 @@ def superpixel_masks(ids:np.ndarray, features:dict, threshold:float=PART2_THRESH
 # %% ../nbs/02a_real_data.ipynb #084d04b9
 SPLITS = ['train', 'valid', 'test']
 
+def _fractions(fractions) -> np.ndarray:
+    "(train, valid, test) fractions, normalised; anything else is a DataError."
+    try: fr = np.asarray(fractions, float).ravel()
+    except (TypeError, ValueError): fr = np.array([-1.0])
+    if len(fr) != 3 or not np.isfinite(fr).all() or (fr < 0).any() or fr.sum() <= 0:
+        raise DataError('bad split fractions', field='fractions', value=fractions, expected='3 non-negative numbers (train, valid, test)')
+    return fr / fr.sum()
+
 def group_split(groups, strata=None, fractions=(0.7, 0.15, 0.15), seed:int=0) -> np.ndarray:
     "A split name per item: whole groups go to one split; stratified by `strata`; deterministic for `seed`."
     groups = np.asarray(groups).astype(str)
     strata = np.zeros(len(groups), int).astype(str) if strata is None else np.asarray(strata).astype(str)
-    fr = np.asarray(fractions, float)
-    if len(fr) != 3 or (fr < 0).any() or fr.sum() <= 0:
-        raise DataError('bad split fractions', field='fractions', value=list(fractions), expected='3 non-negative numbers (train, valid, test)')
-    fr = fr / fr.sum()
+    fr = _fractions(fractions)
     out = np.full(len(groups), '', dtype=object)
     if not len(groups): return out
     uniq, first, inv, size = np.unique(groups, return_index=True, return_inverse=True, return_counts=True)
@@ -522,11 +528,10 @@ class _FileSource(CaseSource):
         keep = [r for r in rows if r['id'] not in self._bad]
         self.labels = pd.DataFrame(keep, columns=columns).reset_index(drop=True)
 
-    def _carve(self, holdout, seed, strata_col=None):
-        "Make the official splits that the download lacks out of its training cases (seeded, reported)."
-        have = set(self.labels['split'])
-        missing = [s for s in ('valid', 'test') if s not in have]
-        if 'train' not in have or not missing or not len(self.labels): return
+    def _carve(self, downloaded:set, holdout, seed, strata_col=None):
+        "Make the official splits whose folders the download lacks out of its training cases (seeded, reported)."
+        missing = [s for s in ('valid', 'test') if s not in downloaded]
+        if 'train' not in downloaded or not missing or not len(self.labels): return
         fr = [1 - sum(h for s, h in zip(('valid', 'test'), holdout) if s in missing)] + \
              [h if s in missing else 0 for s, h in zip(('valid', 'test'), holdout)]
         tr = np.flatnonzero(self.labels['split'].values == 'train')
@@ -669,7 +674,7 @@ class ISIC2018Source(_ISICSource):
                 else: self._attach_masks(_Folder(t2, self.report), split_rows, list(ISIC_ATTRIBUTES), inp, attribute=True)
             rows += split_rows.values()
         self._finish(rows, ['id', 'split', 'image_path'] + [f'{m}_path' for m in self.mask_names])
-        self._carve(holdout, seed)
+        self._carve(set(found), holdout, seed)
         if verify: self.validate()
 
 # %% ../nbs/02a_real_data.ipynb #a27ca0d3
@@ -721,7 +726,7 @@ class ISIC2017Source(_ISICSource):
         cols = ['id', 'split'] + (['diagnosis'] if 3 in self.parts else []) + ['image_path'] + \
                (['lesion_path'] if 1 in self.parts else []) + (['superpixels_path', 'features_path'] if 2 in self.parts else [])
         self._finish(rows, cols)
-        self._carve(holdout, seed, 'diagnosis' if 3 in self.parts else None)
+        self._carve(set(found), holdout, seed, 'diagnosis' if 3 in self.parts else None)
         if verify: self.validate()
 
     def _attach_part2(self, folder, rows, superpixels, data):
@@ -792,6 +797,7 @@ class HAM10000Source(_FileSource):
     def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0,
                  fractions=(0.7, 0.15, 0.15)):
         super().__init__(root, strict, max_side)
+        _fractions(fractions)
         tree = _Tree(self.root)
         csv = tree.one(r'HAM10000_metadata(\.csv)?', 'HAM10000_metadata.csv', self.report, files=True)
         if csv is None: raise DataError('no HAM10000_metadata.csv', file=self.root, expected='HAM10000_metadata.csv as downloaded')
