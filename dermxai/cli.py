@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0); p.add_argument('--out', required=True)
     p.add_argument('--difficulty', type=float, default=0.3, help='0 crisp ... 1 faint structures, more noise')
     p.add_argument('--workers', type=int, default=None, help='rendering processes (default: all cores for large sets)')
-    p.add_argument('--layout', choices=['isic2018', 'isic2017', 'ham10000', 'derm7pt'], default=None,
+    p.add_argument('--layout', choices=['isic2018', 'isic2017', 'ham10000', 'isic2018_task3', 'derm7pt'], default=None,
                    help='write OUT in the layout of a real data set (JPEG images, PNG masks, its CSVs) instead of NetCDF')
     p.add_argument('--no-progress', action='store_true')
 
@@ -81,11 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('data', help='inspect a data set on disk', description='Inspect a data set on disk.')
     dsub = p.add_subparsers(dest='data_command', required=True, metavar='ACTION')
     c = dsub.add_parser('check', help='validate every file of a data set and count its labels',
-                        description='Open PATH (ISIC 2018 Task 1+2, ISIC 2017, HAM10000, Derm7pt) as unzipped, decode every '
+                        description='Open PATH (ISIC 2018 Task 1+2, ISIC 2017, HAM10000, ISIC 2018 Task 3, Derm7pt) as unzipped, decode every '
                                     'image and mask, print the counts per split, class, location, criterion and attribute, '
                                     'and every problem found. Exit status: 0 all cases usable; 1 some cases have problems '
                                     '(a strict loader refuses them); 2 the data cannot be used.')
-    c.add_argument('path'); c.add_argument('--format', default=None, help='the layout (default: detected): isic2018, isic2017, ham10000, derm7pt')
+    c.add_argument('path'); c.add_argument('--format', default=None, help='the layout (default: detected): isic2018, isic2017, ham10000, isic2018_task3, derm7pt')
     c.add_argument('--no-progress', action='store_true')
     return ap
 

@@ -19,15 +19,17 @@ from .core import DataError, DermxaiError
 from .datasets import CaseSource, register_source, _SOURCES
 from .vocab import (CRITERIA, DERM7PT_DIAGNOSES, DERM7PT_LOCATIONS, DERM7PT_OTHER, DIAGNOSES,
                            HAM10000_DX, HAM10000_DX_TYPE, HAM10000_LOCALIZATION, HAM10000_SEX, ISIC_ATTRIBUTES,
+                           ISIC2018_TASK3_CLASSES,
                            TASK_CRITERION, group_label, seven_point_score)
 
 # %% auto #0
 __all__ = ['DERM7PT_COLUMNS', 'DERM7PT_SPLITS', 'HAM10000_COLUMNS', 'ISIC2017_DIAGNOSES', 'ISIC2017_ATTRIBUTES',
            'PART2_THRESHOLD', 'SPLITS', 'REAL_FORMATS', 'LoadReport', 'image_size', 'read_image', 'mask_positive',
            'read_mask', 'read_csv', 'parse_derm7pt_meta', 'parse_index_file', 'derm7pt_splits',
-           'parse_ham10000_metadata', 'parse_isic2017_part3', 'superpixel_ids', 'encode_superpixels',
-           'parse_isic2017_features', 'superpixel_masks', 'group_split', 'ISIC2018Source', 'ISIC2017Source',
-           'HAM10000Source', 'Derm7ptSource', 'DataCheck', 'detect_format', 'check_data']
+           'parse_ham10000_metadata', 'parse_isic2017_part3', 'parse_isic2018_task3', 'superpixel_ids',
+           'encode_superpixels', 'parse_isic2017_features', 'superpixel_masks', 'group_split', 'ISIC2018Source',
+           'ISIC2017Source', 'HAM10000Source', 'ISIC2018Task3Source', 'Derm7ptSource', 'DataCheck', 'detect_format',
+           'check_data']
 
 # %% ../nbs/02a_real_data.ipynb #a5d5b51a
 @dataclass
@@ -432,6 +434,37 @@ def parse_isic2017_part3(src, file=None, strict:bool=True, report:LoadReport|Non
     return out.drop(index=list(problems)).reset_index(drop=True), problems
 
 # %% ../nbs/02a_real_data.ipynb #5f4d59ec
+def parse_isic2018_task3(src, file=None, strict:bool=True, report:LoadReport|None=None) -> tuple[pd.DataFrame, dict]:
+    "Rows of an ISIC 2018 Task 3 ground-truth CSV with a `diagnosis` column (HAM10000's dx words) and {row: DataError}."
+    df = read_csv(src, file, ['image', *ISIC2018_TASK3_CLASSES], report)
+    file = file if file is not None else src if isinstance(src, (str, Path)) else 'Task3_GroundTruth.csv'
+    errs = _RowErrors()
+    df['image'] = _strip_ext(df['image'], report, 'image ids')
+    for r in np.flatnonzero((df['image'] == '').values):
+        errs(DataError('empty id', file=file, row=int(r), field='image', value='', expected='an image id such as ISIC_0024306'))
+    onehot = np.zeros((len(df), len(ISIC2018_TASK3_CLASSES)), bool)
+    for k, col in enumerate(ISIC2018_TASK3_CLASSES, 1):
+        for r, s in enumerate(df[col].values):
+            try: f = float(s)
+            except ValueError: f = np.nan
+            if f in (0.0, 1.0): onehot[r, k - 1] = f == 1.0
+            else: errs(DataError('not a 0/1 label', file=file, row=r, field=col, value=s, expected='0.0 or 1.0'), k)
+    for r in np.flatnonzero(onehot.sum(1) != 1):
+        pos = [c for c, v in zip(ISIC2018_TASK3_CLASSES, onehot[r]) if v]
+        if pos: errs(DataError('more than one diagnosis for one image', file=file, row=int(r), field=pos[1], value=df[pos[1]].iat[r],
+                               expected=f'0.0, as {pos[0]} is 1.0'), 9)
+        elif not any(r == e[0] for e in errs.errors):
+            errs(DataError('no diagnosis for this image', file=file, row=int(r), field=','.join(ISIC2018_TASK3_CLASSES),
+                           value='0.0 in every column', expected='exactly one 1.0'), 9)
+    dup = df['image'].duplicated() & (df['image'] != '')
+    for r in np.flatnonzero(dup.values): errs(DataError('image listed twice', file=file, row=int(r), field='image',
+                                                        value=df['image'].iat[r], expected='each image once'))
+    problems = errs.result(strict)
+    diag = np.array([c.lower() for c in ISIC2018_TASK3_CLASSES], dtype=object)[onehot.argmax(1)] if len(df) else np.array([], object)
+    out = df.assign(diagnosis=diag, row=np.arange(len(df)))
+    return out.drop(index=list(problems)).reset_index(drop=True), problems
+
+# %% ../nbs/02a_real_data.ipynb #084d04b9
 ISIC2017_ATTRIBUTES = ['milia_like_cyst', 'negative_network', 'pigment_network', 'streaks']
 PART2_THRESHOLD = 0.5
 
@@ -476,7 +509,7 @@ def superpixel_masks(ids:np.ndarray, features:dict, threshold:float=PART2_THRESH
     "{attribute: bool (H, W)}: pixels whose superpixel's value is >= `threshold`."
     return {a: (np.asarray(v) >= threshold)[ids] for a, v in features.items()}
 
-# %% ../nbs/02a_real_data.ipynb #084d04b9
+# %% ../nbs/02a_real_data.ipynb #cfda870e
 SPLITS = ['train', 'valid', 'test']
 
 def _fractions(fractions) -> np.ndarray:
@@ -506,7 +539,7 @@ def group_split(groups, strata=None, fractions=(0.7, 0.15, 0.15), seed:int=0) ->
         assign[g] = k; counts[k] += size[g]
     return np.array(SPLITS, dtype=object)[assign[inv]]
 
-# %% ../nbs/02a_real_data.ipynb #cfda870e
+# %% ../nbs/02a_real_data.ipynb #c28f5795
 class _FileSource(CaseSource):
     "A data set on disk: labels from its CSVs, images and masks decoded (and checked) when read."
     fmt = ''
@@ -528,7 +561,7 @@ class _FileSource(CaseSource):
         keep = [r for r in rows if r['id'] not in self._bad]
         self.labels = pd.DataFrame(keep, columns=columns).reset_index(drop=True)
 
-    def _carve(self, downloaded:set, holdout, seed, strata_col=None):
+    def _carve(self, downloaded:set, holdout, seed, strata_col=None, group_col='id'):
         "Make the official splits whose folders the download lacks out of its training cases (seeded, reported)."
         missing = [s for s in ('valid', 'test') if s not in downloaded]
         if 'train' not in downloaded or not missing or not len(self.labels): return
@@ -536,7 +569,7 @@ class _FileSource(CaseSource):
              [h if s in missing else 0 for s, h in zip(('valid', 'test'), holdout)]
         tr = np.flatnonzero(self.labels['split'].values == 'train')
         strata = self.labels[strata_col].values[tr] if strata_col else None
-        self.labels.loc[tr, 'split'] = group_split(self.labels['id'].values[tr], strata, fr, seed)
+        self.labels.loc[tr, 'split'] = group_split(self.labels[group_col].values[tr], strata, fr, seed)
         self.report.tolerate(f'official split(s) {missing} not in the download: made from the training cases (seed {seed})', None)
 
     # --- decoding --------------------------------------------------------------------------------------------
@@ -584,7 +617,7 @@ class _FileSource(CaseSource):
         extra = f', {len(self.report.skipped)} skipped' if self.report.problems else ''
         return f'{type(self).__name__}({str(self.root)!r}, {len(self)} cases, masks={self.mask_names}{extra})'
 
-# %% ../nbs/02a_real_data.ipynb #05c5905f
+# %% ../nbs/02a_real_data.ipynb #8f2a8cf0
 def _version(p:Path) -> int:
     m = re.search(r'_v(\d+)$', p.name)
     return int(m[1]) if m else 0
@@ -677,7 +710,7 @@ class ISIC2018Source(_ISICSource):
         self._carve(set(found), holdout, seed)
         if verify: self.validate()
 
-# %% ../nbs/02a_real_data.ipynb #a27ca0d3
+# %% ../nbs/02a_real_data.ipynb #9aa51ffa
 class ISIC2017Source(_ISICSource):
     "ISIC 2017: Part 1 lesion masks, Part 2 attribute masks (superpixels + features JSON), Part 3 melanoma / SK labels."
     name, fmt = 'ISIC 2017', 'isic2017'
@@ -782,7 +815,7 @@ class ISIC2017Source(_ISICSource):
                 out[a] = m
         return np.stack([out[n] for n in names])
 
-# %% ../nbs/02a_real_data.ipynb #e97899e8
+# %% ../nbs/02a_real_data.ipynb #179ec9b8
 class HAM10000Source(_FileSource):
     "HAM10000 / ISIC 2018 Task 3: 7 diagnoses (dx), body site (localization), lesion-level seeded split."
     name, fmt = 'HAM10000', 'ham10000'
@@ -826,7 +859,55 @@ class HAM10000Source(_FileSource):
         self.labels['split'] = group_split(self.labels['lesion_id'].values, self.labels['diagnosis'].values, fractions, seed)
         if verify: self.validate()
 
-# %% ../nbs/02a_real_data.ipynb #179ec9b8
+# %% ../nbs/02a_real_data.ipynb #de053d80
+class ISIC2018Task3Source(_ISICSource):
+    "ISIC 2018 Task 3: 7 diagnoses (HAM10000's dx words) with the official Training / Validation / Test splits."
+    name, fmt = 'ISIC 2018 Task 3', 'isic2018_task3'
+    SPLIT_NAMES = {'train': 'Training', 'valid': 'Validation', 'test': 'Test'}
+    binary_classes = {'mel': ['mel']}
+    vocab = {'diagnosis': list(HAM10000_DX)}
+    mask_names = []
+
+    @staticmethod
+    def detect(path) -> bool: return bool(_Tree(path).dirs_named(r'ISIC2018_Task3_(Training|Validation|Test)_Input'))
+
+    def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0, holdout=(0.15, 0.15)):
+        super().__init__(root, strict, max_side)
+        tree, found = _Tree(self.root), {}
+        for s, S in self.SPLIT_NAMES.items():
+            inp = tree.one(rf'ISIC2018_Task3_{S}_Input', f'Task 3 {S} input folder', self.report)
+            if inp is not None: found[s] = (S, inp, tree.one(rf'ISIC2018_Task3_{S}_GroundTruth\.csv', f'Task 3 {S} CSV', self.report, files=True))
+        if not found: raise DataError('no ISIC 2018 Task 3 input folder', file=self.root, expected='ISIC2018_Task3_Training_Input/ as unzipped')
+        groups = tree.one(r'ISIC2018_Task3_Training_LesionGroupings\.csv', 'lesion groupings CSV', self.report, files=True)
+        lesion = {}
+        if groups is not None:
+            g = read_csv(groups, groups, ['image', 'lesion_id'], self.report)
+            lesion = dict(zip(g['image'].str.replace(_EXT, '', regex=True), g['lesion_id']))
+        rows = []
+        for s, (S, inp, csv) in found.items():
+            images, _ = self._scan_images(_Folder(inp, self.report))
+            split_rows = {cid: {'id': cid, 'split': s, 'image_path': str(p)} for cid, p in sorted(images.items())}
+            if csv is None: split_rows = self._missing_folder(split_rows, f'ISIC2018_Task3_{S}_GroundTruth.csv', 'Task 3 ground truth CSV', S)
+            else:
+                raw = read_csv(csv, csv, ['image', *ISIC2018_TASK3_CLASSES], self.report)
+                parsed, problems = parse_isic2018_task3(raw, file=csv, strict=self.strict, report=self.report)
+                ids = raw['image'].str.replace(_EXT, '', regex=True)
+                for r, e in problems.items(): self._problem(e, ids.iat[r])
+                for cid, diag, r in zip(parsed['image'], parsed['diagnosis'], parsed['row']):
+                    if cid in split_rows: split_rows[cid]['diagnosis'] = diag
+                    else: self._problem(DataError('missing image', file=inp/f'{cid}.jpg', row=int(r), field='image', value=cid,
+                                                  expected=f'the image {cid}.jpg in {inp.name}'), cid)
+                listed = set(ids)
+                for cid in split_rows:
+                    if cid not in listed: self._problem(DataError('image without a label row', file=csv, field='image', value=cid,
+                                                                    expected='a row for every image of the split'), cid)
+            for cid, r in split_rows.items(): r['lesion_id'] = lesion.get(cid, cid)
+            rows += split_rows.values()
+        self._finish(rows, ['id', 'lesion_id', 'split', 'diagnosis', 'image_path'])
+        self._carve(set(found), holdout, seed, 'diagnosis', 'lesion_id')
+        if verify: self.validate()
+
+# %% ../nbs/02a_real_data.ipynb #90e8cb07
 _DERM7PT_MEL = [d for d in DERM7PT_DIAGNOSES if d.startswith('melanoma')]
 
 class Derm7ptSource(_FileSource):
@@ -919,12 +1000,12 @@ class Derm7ptSource(_FileSource):
         c = round(self.crop * w / image_size(self.image_path(i))[0]) if self.max_side else self.crop
         return (w - 2 * c, h - 2 * c) if c and w > 2 * c and h > 2 * c else (w, h)
 
-# %% ../nbs/02a_real_data.ipynb #de053d80
-for _cls in (ISIC2018Source, ISIC2017Source, HAM10000Source, Derm7ptSource):
+# %% ../nbs/02a_real_data.ipynb #66992b5c
+for _cls in (ISIC2018Source, ISIC2017Source, HAM10000Source, ISIC2018Task3Source, Derm7ptSource):
     register_source(_cls.fmt, _cls.detect, _cls)
-REAL_FORMATS = {c.fmt: c for c in (ISIC2018Source, ISIC2017Source, HAM10000Source, Derm7ptSource)}
+REAL_FORMATS = {c.fmt: c for c in (ISIC2018Source, ISIC2017Source, HAM10000Source, ISIC2018Task3Source, Derm7ptSource)}
 
-# %% ../nbs/02a_real_data.ipynb #90e8cb07
+# %% ../nbs/02a_real_data.ipynb #1ab8b320
 _COUNTED = ['diagnosis', 'diagnosis_grouped', 'location', 'dx_type', 'sex', *CRITERIA]
 
 @dataclass

@@ -21,12 +21,13 @@ from .data import (DERM7PT_COLUMNS, DERM7PT_SPLITS, HAM10000_COLUMNS, ISIC2017_A
                           superpixel_ids)
 from .datasets import SynthSource
 from .vocab import (CRITERIA, DERM7PT_DIAGNOSES, DERM7PT_LOCATIONS, DERM7PT_OTHER, HAM10000_DX,
-                           HAM10000_LOCALIZATION, ISIC_ATTRIBUTES)
+                           HAM10000_LOCALIZATION, ISIC2018_TASK3_CLASSES, ISIC_ATTRIBUTES)
 
 # %% auto #0
 __all__ = ['HAM10000_DX_MAP', 'HAM10000_LOCALIZATION_MAP', 'ISIC2017_DIAGNOSIS_MAP', 'LAYOUTS', 'HAM10000_VIEWS',
            'DERM7PT_FOLDERS', 'isic_id', 'write_isic2018', 'slic_superpixels', 'superpixel_fractions', 'write_isic2017',
-           'ham10000_view', 'write_ham10000', 'clinical_standin', 'framed', 'write_derm7pt', 'write_layout']
+           'ham10000_view', 'write_ham10000', 'write_isic2018_task3', 'clinical_standin', 'framed', 'write_derm7pt',
+           'write_layout']
 
 # %% ../nbs/02b_layouts.ipynb #d1152d52
 HAM10000_DX_MAP = {**{d: 'nv' for d in DERM7PT_DIAGNOSES if d.endswith('nevus')},
@@ -37,7 +38,7 @@ HAM10000_LOCALIZATION_MAP = {'back': 'back', 'lower limbs': 'lower extremity', '
                              'upper limbs': 'upper extremity', 'chest': 'chest', 'head neck': 'face', 'acral': 'acral',
                              'buttocks': 'trunk', 'genital areas': 'genital'}
 ISIC2017_DIAGNOSIS_MAP = {'MEL': 'melanoma', 'SK': 'seborrheic_keratosis', 'NEV': 'nevus', 'BCC': 'nevus', 'MISC': 'nevus'}
-LAYOUTS = ['isic2018', 'isic2017', 'ham10000', 'derm7pt']
+LAYOUTS = ['isic2018', 'isic2017', 'ham10000', 'isic2018_task3', 'derm7pt']
 
 # %% ../nbs/02b_layouts.ipynb #cae7d34f
 _SPLIT_WORDS = {'train': 'Training', 'valid': 'Validation', 'test': 'Test'}
@@ -184,6 +185,33 @@ def write_ham10000(data, out, quality:int=95, seed:int=0, first_id:int=24306) ->
     return pd.DataFrame(rows)
 
 # %% ../nbs/02b_layouts.ipynb #0d8e2203
+def write_isic2018_task3(data, out, quality:int=95, seed:int=0) -> pd.DataFrame:
+    "Write SynthDerm in the ISIC 2018 Task 3 layout (inputs, one-hot ground truth, lesion groupings); returns the manifest."
+    ds, out = _ds(data), Path(out)
+    src = SynthSource(ds)
+    rng = np.random.default_rng([seed, 2018, 3])
+    splits = [s for s in _SPLIT_WORDS if (src.labels.split == s).any()]
+    names = [f'ISIC2018_Task3_{_SPLIT_WORDS[s]}_{k}' for s in splits for k in ('Input', 'GroundTruth')] + ['ISIC2018_Task3_Training_LesionGroupings.csv']
+    rows, groups = [], []
+    with _staged(out, names) as st:
+        for s in splits:
+            W = _SPLIT_WORDS[s]
+            inp, gt = st/f'ISIC2018_Task3_{W}_Input', st/f'ISIC2018_Task3_{W}_GroundTruth'
+            for f in (inp, gt): f.mkdir(); _notices(f, seed)
+            onehot = []
+            for c in src.split_indices(s):
+                cid, dx = isic_id(int(c)), HAM10000_DX_MAP[src.labels.diagnosis_raw[c]]
+                _jpeg(inp/f'{cid}.jpg', src.image(c), quality)
+                onehot.append({'image': cid, **{k: '1.0' if k.lower() == dx else '0.0' for k in ISIC2018_TASK3_CLASSES}})
+                if s == 'train':
+                    kinds, p = _DX_TYPE.get(dx, (['histo'], [1.0]))
+                    groups.append({'image': cid, 'lesion_id': f'HAM_{int(c):07d}', 'diagnosis_confirm_type': rng.choice(kinds, p=p)})
+                rows.append({'id': cid, 'case': int(c), 'view': 0, 'split': s, 'file': str(out/inp.name/f'{cid}.jpg')})
+            _csv(gt/f'{gt.name}.csv', pd.DataFrame(onehot, columns=['image', *ISIC2018_TASK3_CLASSES]))
+        if 'train' in splits: _csv(st/'ISIC2018_Task3_Training_LesionGroupings.csv', pd.DataFrame(groups, columns=['image', 'lesion_id', 'diagnosis_confirm_type']))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/02b_layouts.ipynb #7f27567e
 DERM7PT_FOLDERS = {'NEV': 'NEV', 'MEL': 'MEL', 'BCC': 'BCC', 'SK': 'SEK', 'MISC': 'MSC'}
 
 def clinical_standin(img:np.ndarray) -> np.ndarray:
@@ -225,10 +253,11 @@ def write_derm7pt(data, out, quality:int=95, seed:int=0, frame:int=25) -> pd.Dat
             _csv(st/'meta'/name, pd.DataFrame({'indexes': np.flatnonzero(src.labels.split.values == s)}))
     return pd.DataFrame(rows)
 
-# %% ../nbs/02b_layouts.ipynb #fd502b95
-_WRITERS = {'isic2018': write_isic2018, 'isic2017': write_isic2017, 'ham10000': write_ham10000, 'derm7pt': write_derm7pt}
+# %% ../nbs/02b_layouts.ipynb #082dc965
+_WRITERS = {'isic2018': write_isic2018, 'isic2017': write_isic2017, 'ham10000': write_ham10000,
+            'isic2018_task3': write_isic2018_task3, 'derm7pt': write_derm7pt}
 
 def write_layout(data, out, layout:str, quality:int=95, seed:int=0) -> pd.DataFrame:
-    "Write a SynthDerm set in `layout` ('isic2018', 'isic2017', 'ham10000', 'derm7pt') under `out`; returns the manifest."
+    "Write a SynthDerm set in `layout` (one of `LAYOUTS`) under `out`; returns the manifest."
     if layout not in _WRITERS: raise DataError('unknown layout', field='layout', value=layout, expected=f'one of {LAYOUTS}')
     return _WRITERS[layout](data, out, quality=quality, seed=seed)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import dermxai
 from dermxai.core import DataError
-from dermxai.data import (Derm7ptSource, HAM10000Source, ISIC2017Source, ISIC2018Source, ISIC2017_ATTRIBUTES,
+from dermxai.data import (Derm7ptSource, HAM10000Source, ISIC2017Source, ISIC2018Source, ISIC2018Task3Source, ISIC2017_ATTRIBUTES,
                           PART2_THRESHOLD, check_data, group_split, superpixel_ids)
 from dermxai.datasets import (ClassificationDataset, LesionLocationDataset, SegmentationDataset, SevenPointDataset,
                               SynthSource, open_source)
@@ -58,7 +58,8 @@ def _raises(fn, *parts):
 
 # --- round trips ----------------------------------------------------------------------------------------------------
 def test_every_layout_is_detected(layouts):
-    expected = {'isic2018': ISIC2018Source, 'isic2017': ISIC2017Source, 'ham10000': HAM10000Source, 'derm7pt': Derm7ptSource}
+    expected = {'isic2018': ISIC2018Source, 'isic2017': ISIC2017Source, 'ham10000': HAM10000Source,
+                'isic2018_task3': ISIC2018Task3Source, 'derm7pt': Derm7ptSource}
     for layout, (root, _) in layouts.items():
         assert type(open_source(root)) is expected[layout]
     _raises(lambda: open_source(layouts['derm7pt'][0], fmt='isic2018'), 'no ISIC 2018 Task 1-2 input folder')
@@ -120,6 +121,18 @@ def test_ham10000_round_trip(synth, layouts):
     assert set(src.labels.split) == {'train', 'valid', 'test'}
     assert (HAM10000Source(root).labels.split == src.labels.split).all()   # deterministic
     assert (HAM10000Source(root, seed=1).labels.split != src.labels.split).any()
+
+
+def test_isic2018_task3_round_trip(synth, layouts):
+    root, man = layouts['isic2018_task3']
+    src = ISIC2018Task3Source(root)
+    assert len(src) == N and src.report.ok and src.report.notes == []
+    for i, r in src.labels.iterrows():
+        c = int(man.set_index('id').case[r.id])
+        assert (r.diagnosis, r.split) == (HAM10000_DX_MAP[synth.labels.diagnosis_raw[c]], synth.labels.split[c])
+        assert r.lesion_id == (f'HAM_{c:07d}' if r.split == 'train' else r.id)
+        assert _close(src.image(i), synth.image(c))
+    assert ClassificationDataset(src, 'train', task='mel', size=32).classes == ['rest', 'mel']
 
 
 def test_derm7pt_round_trip(synth, layouts):
@@ -368,6 +381,23 @@ def test_ham10000_missing_column_cannot_be_skipped(copy_of):
     for strict in (True, False):
         _raises(lambda: HAM10000Source(root, strict=strict), 'HAM10000_metadata.csv', "column 'localization'", 'missing column')
     assert check_data(root).status == 2
+
+
+# --- fault injection: ISIC 2018 Task 3 ------------------------------------------------------------------------------------
+def test_isic2018_task3_faults(copy_of):
+    root = copy_of('isic2018_task3')
+    csv = root/'ISIC2018_Task3_Training_GroundTruth'/'ISIC2018_Task3_Training_GroundTruth.csv'
+    df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    two, none = df.image[0], df.image[1]
+    df.loc[0, 'VASC' if df.VASC[0] == '0.0' else 'DF'] = '1.0'
+    df.loc[1, ['MEL', 'NV', 'BCC', 'AKIEC', 'BKL', 'DF', 'VASC']] = '0.0'
+    df.to_csv(csv, index=False)
+    err = _raises(lambda: ISIC2018Task3Source(root), 'ISIC2018_Task3_Training_GroundTruth.csv', 'row 0', 'more than one diagnosis')
+    assert err.row == 0 and err.value == '1.0'
+    lenient = ISIC2018Task3Source(root, strict=False)
+    assert lenient.report.skipped == [two, none] and 'no diagnosis' in str(lenient.report.problems[1][1])
+    csv.unlink()
+    _raises(lambda: ISIC2018Task3Source(root), 'ISIC2018_Task3_Training_GroundTruth.csv', 'Training split has no Task 3 ground truth CSV')
 
 
 # --- fault injection: Derm7pt -----------------------------------------------------------------------------------------

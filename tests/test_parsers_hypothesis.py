@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from dermxai.core import DataError
 from dermxai.data import (DERM7PT_COLUMNS, HAM10000_COLUMNS, ISIC2017_ATTRIBUTES, derm7pt_splits, parse_derm7pt_meta,
-                          parse_ham10000_metadata, parse_index_file, parse_isic2017_features, parse_isic2017_part3)
+                          parse_ham10000_metadata, parse_index_file, parse_isic2017_features, parse_isic2017_part3,
+                          parse_isic2018_task3)
 from dermxai.vocab import (CRITERIA, DERM7PT_DIAGNOSES, DERM7PT_LOCATIONS, DERM7PT_OTHER, HAM10000_DX, HAM10000_DX_TYPE,
-                           HAM10000_LOCALIZATION, HAM10000_SEX, seven_point_score)
+                           HAM10000_LOCALIZATION, HAM10000_SEX, ISIC2018_TASK3_CLASSES, seven_point_score)
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -217,6 +218,27 @@ def test_invalid_part3_value_is_named(data):
     assert (e.value.field, e.value.row, e.value.value) == (col, 1, bad.strip())
 
 
+# --- ISIC 2018 Task 3 --------------------------------------------------------------------------------------------------------------
+@SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 9_999_999), st.sampled_from(ISIC2018_TASK3_CLASSES), st.booleans()), min_size=1, max_size=10,
+                unique_by=lambda t: t[0]), st.data())
+def test_task3_rows(rows, data):
+    df = pd.DataFrame([{'image': f'ISIC_{i:07d}', **{c: ('1' if short else '1.0') if c == d else ('0' if short else '0.0')
+                                                     for c in ISIC2018_TASK3_CLASSES}} for i, d, short in rows])
+    out, problems = parse_isic2018_task3(to_csv(df))
+    assert problems == {} and out.diagnosis.tolist() == [d.lower() for _, d, _ in rows]
+    row, col = data.draw(st.integers(0, len(df) - 1)), data.draw(st.sampled_from(ISIC2018_TASK3_CLASSES))
+    def ok(v):
+        try: return float(v) in (0.0, 1.0)
+        except (ValueError, OverflowError): return False
+    bad = data.draw(TEXT.filter(lambda v: not ok(v.strip())))
+    df.loc[row, col] = bad
+    with pytest.raises(DataError) as e: parse_isic2018_task3(to_csv(df))
+    assert (e.value.field, e.value.row, e.value.value) == (col, row, bad.strip())
+    out, problems = parse_isic2018_task3(to_csv(df), strict=False)
+    assert list(problems) == [row] and len(out) == len(df) - 1
+
+
 # --- ISIC 2017 Part 2 features --------------------------------------------------------------------------------------------------
 UNIT = st.floats(0, 1, allow_nan=False) | st.integers(0, 1)
 
@@ -247,11 +269,12 @@ def test_any_json_gives_features_or_a_data_error(obj, n):
 
 
 # --- nothing but DataError ---------------------------------------------------------------------------------------------------------
-PARSERS = [parse_derm7pt_meta, parse_ham10000_metadata, parse_isic2017_part3, lambda s: parse_index_file(s, 5)]
-HEADERS = [','.join(DERM7PT_COLUMNS), ','.join(HAM10000_COLUMNS), 'image_id,melanoma,seborrheic_keratosis', 'indexes']
+PARSERS = [parse_derm7pt_meta, parse_ham10000_metadata, parse_isic2017_part3, lambda s: parse_index_file(s, 5), parse_isic2018_task3]
+HEADERS = [','.join(DERM7PT_COLUMNS), ','.join(HAM10000_COLUMNS), 'image_id,melanoma,seborrheic_keratosis', 'indexes',
+           'image,' + ','.join(ISIC2018_TASK3_CLASSES)]
 
 @SETTINGS
-@given(st.integers(0, 3), st.booleans(), st.text(max_size=200), st.binary(max_size=200))
+@given(st.integers(0, 4), st.booleans(), st.text(max_size=200), st.binary(max_size=200))
 def test_random_files_raise_only_data_errors(k, with_header, text, blob):
     for src in (io.StringIO((HEADERS[k] + '\n' if with_header else '') + text), io.BytesIO(blob),
                 io.BytesIO(HEADERS[k].encode() + b'\n' + blob)):
