@@ -19,8 +19,7 @@ from .core import DataError, DermxaiError
 from .datasets import CaseSource, register_source, _SOURCES
 from .vocab import (CRITERIA, DERM7PT_DIAGNOSES, DERM7PT_LOCATIONS, DERM7PT_OTHER, DIAGNOSES,
                            HAM10000_DX, HAM10000_DX_TYPE, HAM10000_LOCALIZATION, HAM10000_SEX, ISIC_ATTRIBUTES,
-                           ISIC2018_TASK3_CLASSES,
-                           TASK_CRITERION, group_label, seven_point_score)
+                           ISIC2018_TASK3_CLASSES, TASK_CRITERION, group_label, seven_point_score)
 
 # %% auto #0
 __all__ = ['DERM7PT_COLUMNS', 'DERM7PT_SPLITS', 'HAM10000_COLUMNS', 'ISIC2017_DIAGNOSES', 'ISIC2017_ATTRIBUTES',
