@@ -50,7 +50,7 @@ class LoadReport:
 
     @property
     def notes(self) -> list:
-        return [f"{k}: {n}" + (f" (e.g. {', '.join(ex)})" if ex else '') for k, (n, ex) in self.tolerated.items()]
+        return [k + (f": {n}" if n > 1 or ex else '') + (f" (e.g. {', '.join(ex)})" if ex else '') for k, (n, ex) in self.tolerated.items()]
     @property
     def skipped(self) -> list:
         "Ids of the skipped cases, in order, once each."
