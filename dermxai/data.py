@@ -1028,12 +1028,17 @@ class DataCheck:
         lab, out = self.source.labels, {}
         splits = [s for s in SPLITS if (lab['split'] == s).any()]
         out['split'] = pd.DataFrame({'cases': [int((lab['split'] == s).sum()) for s in splits]}, index=splits).T
-        for c in _COUNTED + [c for c in lab.columns if c.startswith('attr_')]:
+        for c in _COUNTED:
             if c not in lab: continue
             values = self.source.vocab.get(c, sorted(lab[c].astype(str).unique()))
             t = pd.crosstab(lab[c].astype(str), lab['split']).reindex(index=[str(v) for v in values], columns=splits, fill_value=0)
             t['all'] = t.sum(axis=1)
             out[c] = t[t['all'] > 0] if len(values) > 12 else t
+        attrs = [c for c in lab.columns if c.startswith('attr_')]
+        if attrs:
+            t = pd.DataFrame({s: [int(lab.loc[lab['split'] == s, a].sum()) for a in attrs] for s in splits}, index=[a[5:] for a in attrs])
+            t['all'] = t.sum(axis=1)
+            out['attributes (cases with a non-empty mask)'] = t
         return out
 
     def __str__(self):
