@@ -27,7 +27,7 @@ from .vocab import CRITERIA, SEVEN_POINT_RULE, TASK_CRITERION, group_label
 __all__ = ['METHODS', 'LOCALISATION_METRICS', 'HeadTarget', 'Explainer', 'case_images', 'run_cases', 'explain_run',
            'save_explanations', 'load_explanations', 'truth_masks', 'pointing_game', 'relevance_mass_accuracy',
            'relevance_rank_accuracy', 'top_k_intersection', 'localisation_scores', 'localisation_table',
-           'localisation_figure', 'localisation_result']
+           'localisation_figure']
 
 # %% ../nbs/30_explain.ipynb #2549ae72
 class HeadTarget(nn.Module):
@@ -394,10 +394,3 @@ def localisation_figure(table:pd.DataFrame, title:str='Localisation on SynthDerm
         fig.update_yaxes(range=[0, 1], row=1, col=k + 1)
     fig.update_layout(title=title, barmode='group', height=360, width=1100, margin=dict(t=70, l=40, r=20, b=40))
     return fig
-
-# %% ../nbs/30_explain.ipynb #5081f961
-def localisation_result(name:str='localisation_resnet14', root:str|Path|None=None) -> pd.DataFrame:
-    "The table written by experiments/localisation.py (empty if it has not been run)."
-    root = Path(root) if root else Path(__file__).resolve().parents[1]/'experiments'/'results'
-    p = root/f'{name}.csv'
-    return pd.read_csv(p, index_col=[0, 1]) if p.exists() else pd.DataFrame()

@@ -139,7 +139,7 @@ class ScaleGateCurves(DermWidget):
         self._build([self.blocks, self.run_select], self._figure())
         self._observe(self.blocks, self.run_select)
 
-    def _title(self): return f'scale gate α · {len(self.blocks.value)} blocks · runs: {", ".join(self.run_select.value)}'
+    def _title(self): return f'scale gate α · blocks: {", ".join(self.blocks.value)} · runs: {", ".join(self.run_select.value)}'
 
     def _figure(self):
         fig = go.Figure()
@@ -471,7 +471,7 @@ class ChecklistExplorer(DermWidget):
             m = _confusion(c[name], c['truth'])
             fig.add_trace(go.Heatmap(z=m, x=['MEL', 'other'], y=['MEL', 'other'], text=m, texttemplate='%{text}',
                                      colorscale='Blues', showscale=False), row=1, col=k + 1)
-        fig.update_yaxes(autorange='reversed', title_text='truth', col=1)
+        fig.update_yaxes(autorange='reversed'); fig.update_yaxes(title_text='truth', col=1)
         fig.update_xaxes(title_text='called')
         fig.update_layout(title=self._title(), height=330, width=900, margin=dict(t=80, l=60, r=20, b=50))
         return fig
@@ -640,7 +640,7 @@ class ChecklistQuiz(DermWidget):
         self.result.value = (f'<table class="dermxai-quiz-result"><tr><th></th><th>you</th><th>model</th><th>truth</th></tr>{rows}'
                              f'<tr><td>score</td><td>{s_you}</td><td>{s_model if model else "—"}</td><td>{s_true}</td></tr>'
                              f'<tr><td>τ = {self.tau_value}</td><td><b>{call(s_you)}</b></td><td>{call(s_model) if model else "—"}</td>'
-                             f'<td><b>{diag}</b></td></tr></table>')
+                             f'<td><b>{diag}</b> ({truth_mel})</td></tr></table>')
         self.tally_html.value = self._tally()
         self.submit.disabled, self.next.disabled = True, False
         return {'you': s_you, 'model': s_model, 'truth': s_true, 'diagnosis': diag, 'your_call': call(s_you)}
