@@ -53,10 +53,18 @@ class DermWidget:
         return go.Figure(self.fig)
 
     def _repr_mimebundle_(self, **kw):
-        bundle = dict(self.widget._repr_mimebundle_(**kw) or {})
+        "In a live kernel: the widget, with the static figure as fallback; elsewhere (docs, scripts): the static figure."
+        bundle = dict(self.widget._repr_mimebundle_(**kw) or {}) if _live_kernel() else {}
         bundle['text/html'] = self.static_figure().to_html(include_plotlyjs='cdn', full_html=False)
         bundle['text/plain'] = f'{type(self).__name__}: {self.fig.layout.title.text}'
         return bundle
+
+def _live_kernel() -> bool:
+    "True inside a Jupyter kernel, where a front end can draw widgets (not in nbdev's docs processing or a script)."
+    try: from IPython import get_ipython
+    except ImportError: return False
+    ip = get_ipython()
+    return ip is not None and type(ip).__name__ == 'ZMQInteractiveShell' and getattr(ip, 'kernel', None) is not None
 
 def _png_uri(rgb:np.ndarray) -> str:
     "An RGB uint8 image as a PNG data URI (what go.Image draws fastest)."
@@ -73,11 +81,15 @@ def _contour_xy(mask:np.ndarray) -> tuple[list, list]:
         xs += list(c[:, 0]) + [c[0, 0], None]; ys += list(c[:, 1]) + [c[0, 1], None]
     return xs, ys
 
-def _history(path) -> xr.Dataset:
+def _history(path, var:str, who:str) -> xr.DataArray:
+    "Variable `var` of a run's history.nc, or a DataError that says which run records it."
     p = Path(path)
     p = p/'history.nc' if p.is_dir() else p
     if not p.exists(): raise DataError('no history.nc in the run (still training?)', file=p)
-    with xr.open_dataset(p) as h: return h.load()
+    with xr.open_dataset(p) as h:
+        if var not in h: raise DataError(f'the run recorded no {var}: {who} runs record it', file=p, field=var,
+                                         expected=f'a variable {var} in history.nc')
+        return h[var].load()
 
 # %% ../nbs/40_widgets.ipynb #d6d6b73b
 class SharingFractionExplorer(DermWidget):
@@ -123,7 +135,7 @@ class SharingFractionExplorer(DermWidget):
     @classmethod
     def from_run(cls, *paths) -> 'SharingFractionExplorer':
         "From one or more gated runs (their `history.nc`); variants are named by the run folders."
-        return cls({Path(p).name: _history(p)['sharing_fraction'] for p in paths})
+        return cls({Path(p).name: _history(p, 'sharing_fraction', 'gated multi-task') for p in paths})
 
 # %% ../nbs/40_widgets.ipynb #5e1ad391
 class ScaleGateCurves(DermWidget):
@@ -160,7 +172,7 @@ class ScaleGateCurves(DermWidget):
     @classmethod
     def from_run(cls, *paths) -> 'ScaleGateCurves':
         "From one or more ARL runs (their `history.nc`)."
-        return cls({Path(p).name: _history(p)['scale_gate'] for p in paths})
+        return cls({Path(p).name: _history(p, 'scale_gate', 'ARL-CNN') for p in paths})
 
 # %% ../nbs/40_widgets.ipynb #1a680313
 def _normalise(a:np.ndarray) -> np.ndarray:
