@@ -65,7 +65,7 @@ def kernel_latency(size, n):
             for _ in range(n): w.next_case()
         else:
             c = getattr(w, attr)
-            opts = list(c.options) if hasattr(c, 'options') else list(range(c.min, c.max + 1))
+            opts = [o[1] if isinstance(o, tuple) else o for o in c.options] if hasattr(c, 'options') else list(range(c.min, c.max + 1))
             if name == 'ScaleGateCurves': opts = [tuple(opts[:k]) for k in range(1, len(opts) + 1)]
             cur = c.value
             for k in range(n):
@@ -108,7 +108,7 @@ def browser_latency(size, n):
                 t0 = time.perf_counter()
                 if kind == 'slider':
                     h = box.locator('.noUi-handle').first
-                    h.press('ArrowRight' if (k // 5) % 2 == 0 else 'ArrowLeft')
+                    h.press('ArrowRight' if k % 2 == 0 else 'ArrowLeft')   # up and back down: always a change
                 elif kind == 'select':
                     s = box.locator('select').first
                     s.select_option(index=(k + 1) % s.locator('option').count())
@@ -129,6 +129,7 @@ def browser_latency(size, n):
                 times.append((time.perf_counter() - t0) * 1000)
             t = np.array(times)
             out[name] = {'p50_ms': float(np.percentile(t, 50)), 'p95_ms': float(np.percentile(t, 95)), 'n': n}
+            print(name, out[name], flush=True)
     return out
 
 
@@ -138,6 +139,7 @@ def main():
     ap.add_argument('--browser-n', type=int, default=20); ap.add_argument('--no-browser', action='store_true')
     a = ap.parse_args()
     kernel = kernel_latency(a.size, a.n)
+    print(json.dumps(kernel, indent=1), flush=True)
     browser_rt = {'skipped': '--no-browser'} if a.no_browser else browser_latency(a.size, a.browser_n)
     save('widget_latency', {'image_size': a.size, 'kernel_callback': kernel, 'browser_round_trip': browser_rt,
                             'targets': {'kernel_p95_ms': 100, 'browser_p95_ms': 300},
