@@ -125,3 +125,15 @@ def wait_changed(box, before: str, timeout: float = 30.0, read=plot_title) -> st
         if now != before: return now
         time.sleep(0.1)
     raise AssertionError(f'the figure did not change within {timeout} s (still {before[:120]!r})')
+
+
+def open_voila(page, url: str, timeout: float = 300):
+    "Open a Voila app and wait until its page is connected to the kernel: Voila streams outputs while it still executes,\n    and inputs sent before the kernel's websocket opens are lost."
+    sockets = []
+    page.on('websocket', lambda ws: sockets.append(ws) if '/api/kernels/' in ws.url else None)
+    page.goto(url, timeout=timeout * 1000)
+    t0 = time.monotonic()
+    while not sockets:
+        if time.monotonic() - t0 > timeout: raise TimeoutError(f'the Voila page did not connect to its kernel within {timeout} s')
+        page.wait_for_timeout(250)
+    page.wait_for_timeout(1000)

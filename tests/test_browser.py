@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import (ARTIFACTS, ROOT, browser, chromium_missing_reason, jupyter_lab, plot_title, teach_app,
+from browser import (ARTIFACTS, ROOT, browser, chromium_missing_reason, jupyter_lab, open_voila, plot_title, teach_app,
                      wait_changed)
 
 pytestmark = pytest.mark.timeout(420)
@@ -138,7 +138,7 @@ def test_teach_voila_app(tmp_path):
     with teach_app(tmp_path, n=4, size=64) as url, browser() as b:
         page = b.new_page(viewport={'width': 1200, 'height': 900})
         page.set_default_timeout(60_000)
-        page.goto(url, timeout=240_000)
+        open_voila(page, url, timeout=300)
         box = page.locator('.dermxai-quiz').first
         box.locator('.js-plotly-plot').first.wait_for(timeout=180_000)
         first = plot_title(box)
