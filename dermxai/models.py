@@ -24,7 +24,8 @@ from .losses import ClassificationMetrics, Metric, focal_loss
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RESNET_LAYERS', 'Normalize', 'save_weights', 'read_weights', 'load_weights',
-           'ResNetClassifier', 'register_system', 'system_names', 'get_system', 'System', 'ResNetSystem']
+           'ResNetClassifier', 'class_activation_map', 'register_system', 'system_names', 'get_system', 'System',
+           'ResNetSystem']
 
 # %% ../nbs/10_models.ipynb #9a1e7a5d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -103,6 +104,20 @@ class ResNetClassifier(nn.Module):
     def cam_layer(self) -> nn.Module: return self.net.layer4
 
     def forward(self, x): return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))
+
+# %% ../nbs/10_models.ipynb #c4a10002
+def class_activation_map(features:torch.Tensor, weights:torch.Tensor, size=None) -> torch.Tensor:
+    "CAM (eq. 13 of the ARL paper): M = sum_k w_k f_k for `features` (N, K, h, w) and `weights` (K,) or (N, K) -> (N, h, w), bilinearly upsampled to `size` (int or (H, W))."
+    if features.ndim != 4: raise DermxaiError(f'features must be (N, K, h, w), got shape {tuple(features.shape)}')
+    w = weights.to(features.dtype)
+    if w.ndim == 1: w = w.expand(features.shape[0], -1)
+    if w.shape != features.shape[:2]:
+        raise DermxaiError(f'weights {tuple(weights.shape)} do not fit features {tuple(features.shape)}: expected (K,) or (N, K)')
+    cam = torch.einsum('nk,nkhw->nhw', w, features)
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        cam = F.interpolate(cam[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
+    return cam
 
 # %% ../nbs/10_models.ipynb #e898e933
 _REGISTRY: dict[str, tuple[type, dict]] = {}
