@@ -105,15 +105,19 @@ class ResNetClassifier(nn.Module):
 
     def forward(self, x): return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))
 
-# %% ../nbs/10_models.ipynb #4844b649
-def class_activation_map(features:torch.Tensor, weight:torch.Tensor, classes, size=None) -> torch.Tensor:
-    """CAM (eq. 13): M_c = sum_k w^c_k f_k from `features` (N, K, h, w) and a linear classifier's `weight` (C, K),
-    for `classes` (one int, or one per image); upsampled bilinearly to `size` (H, W) when given. Returns (N, H, W)."""
-    cls = torch.as_tensor(classes, device=features.device).long().reshape(-1).expand(len(features))
-    maps = torch.einsum('nk,nkhw->nhw', weight[cls].to(features.dtype), features)
+# %% ../nbs/10_models.ipynb #c4a10002
+def class_activation_map(features:torch.Tensor, weights:torch.Tensor, size=None) -> torch.Tensor:
+    "CAM (eq. 13 of the ARL paper): M = sum_k w_k f_k for `features` (N, K, h, w) and `weights` (K,) or (N, K) -> (N, h, w), bilinearly upsampled to `size` (int or (H, W))."
+    if features.ndim != 4: raise DermxaiError(f'features must be (N, K, h, w), got shape {tuple(features.shape)}')
+    w = weights.to(features.dtype)
+    if w.ndim == 1: w = w.expand(features.shape[0], -1)
+    if w.shape != features.shape[:2]:
+        raise DermxaiError(f'weights {tuple(weights.shape)} do not fit features {tuple(features.shape)}: expected (K,) or (N, K)')
+    cam = torch.einsum('nk,nkhw->nhw', w, features)
     if size is not None:
-        maps = F.interpolate(maps[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
-    return maps
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        cam = F.interpolate(cam[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
+    return cam
 
 # %% ../nbs/10_models.ipynb #e898e933
 _REGISTRY: dict[str, tuple[type, dict]] = {}
@@ -155,7 +159,7 @@ class System:
     option_help: dict = {}                  # option -> help text for the command line
     profiles: dict = {                      # TrainConfig overrides per profile
         'quick': dict(n=600, size=64, epochs=3, batch_size=32),
-        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4)}
+        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4, channels_last=True)}
 
     def __init__(self, name:str, **fixed): self.name, self.fixed = name, fixed
 

@@ -107,7 +107,7 @@ class LesionLocationMetrics(Metric):
             out['location_top3'] = topk_accuracy(s['yj'], s['pj'], 3)
         return out
 
-# %% ../nbs/15_models_location.ipynb #9f92f942
+# %% ../nbs/15_models_location.ipynb #85b7a7f4
 @torch.no_grad()
 def cam_per_head(model:LesionLocationNet, images:torch.Tensor, classes:dict|None=None, upsample:bool=True) -> dict:
     """CAM of every head for `images`: {head: (N, H, W)} for `classes` {head: class index or per-image indices}
@@ -119,8 +119,8 @@ def cam_per_head(model:LesionLocationNet, images:torch.Tensor, classes:dict|None
     for h in model.head_names:
         head = model.classifier(h)
         c = (classes or {}).get(h)
-        if c is None: c = head(pooled).argmax(1)
-        out[h] = class_activation_map(f, head.weight, c, size=images.shape[-2:] if upsample else None)
+        c = head(pooled).argmax(1) if c is None else torch.as_tensor(c, device=f.device).long()
+        out[h] = class_activation_map(f, head.weight[c], size=images.shape[-2:] if upsample else None)
     return out
 
 # %% ../nbs/15_models_location.ipynb #d8987be6
