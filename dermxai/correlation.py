@@ -50,10 +50,15 @@ def lesion_location_correlation(lesion, location, lesion_classes=None, location_
                         coords={'lesion': [str(c) for c in lesion_classes], 'location': [str(c) for c in location_classes],
                                 'n_cases': ('lesion', n)}, name='R')
 
-# %% ../nbs/32_correlation.ipynb #6bc9d307
-def correlation_from_source(source, lesion:str='diagnosis', location:str='location', split:str|None=None) -> xr.DataArray:
-    "R (eq. 1) from a `CaseSource`'s labels: `lesion` column ('diagnosis', or 'morphology' for the tags) x `location`."
+# %% ../nbs/32_correlation.ipynb #0a6f0d25
+def correlation_from_source(source, lesion:str='diagnosis', location:str='location', split:str|None=None,
+                            unique:str|None=None) -> xr.DataArray:
+    """R (eq. 1) from a `CaseSource`'s labels: `lesion` column ('diagnosis', or 'morphology' for the tags) x `location`.
+    `unique` names a column whose values count once (e.g. HAM10000's 'lesion_id': several images of one lesion)."""
     lab = source.labels if split is None else source.labels.iloc[source.split_indices(split)]
+    if unique is not None:
+        if unique not in lab: raise DataError('no such column to count once', field=unique, expected=f'one of {list(lab.columns)}')
+        lab = lab.drop_duplicates(unique)
     vocab = getattr(source, 'vocab', {}) or {}
     if location not in lab: raise DataError(f'{getattr(source, "name", "source")} has no location labels', field=location)
     if lesion == 'morphology':
@@ -65,7 +70,8 @@ def correlation_from_source(source, lesion:str='diagnosis', location:str='locati
                                               expected=f'one of {list(lab.columns)}')
         les, classes = lab[lesion].values, vocab.get(lesion)
     R = lesion_location_correlation(les, lab[location].values, classes, vocab.get(location))
-    R.attrs.update(source=getattr(source, 'name', ''), lesion_column=lesion, location_column=location, split=str(split))
+    R.attrs.update(source=getattr(source, 'name', ''), lesion_column=lesion, location_column=location, split=str(split),
+                   unique=str(unique))
     return R
 
 # %% ../nbs/32_correlation.ipynb #d24ef04d
