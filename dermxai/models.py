@@ -150,7 +150,7 @@ def get_system(name:str) -> 'System':
     cls, fixed = _REGISTRY[name]
     return cls(name, **fixed)
 
-# %% ../nbs/10_models.ipynb #6e967392
+# %% ../nbs/10_models.ipynb #62e2de34
 class System:
     "A published system: network, data, loss, metrics, optimiser, callbacks and profiles. Subclass and register."
     paper: str = ''
@@ -273,6 +273,19 @@ class System:
         "Scores of a trained run on `split` of its data (override for multi-network systems)."
         from dermxai.train import evaluate_run
         return evaluate_run(run_dir, split=split, device=device, progress=progress)
+
+    # --- reporting (read by the tour's report) ---------------------------------------------------------------------------
+    def paper_table(self, run_dir:str|Path):
+        """The run's test results as a `pandas.DataFrame` shaped like its paper's results table (rows and columns as
+        published). `attrs['caption']` names the table; `attrs['paper']`, where the notebook cites them, holds the
+        published numbers in the same shape. Default: one row (the system) of its scalar test metrics."""
+        import pandas as pd
+        from dermxai.core import load_json
+        m = load_json(Path(run_dir)/'metrics.json')
+        row = {k: v for k, v in (m.get('test') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'loss'}
+        df = pd.DataFrame([row], index=pd.Index([self.name], name='method'))
+        df.attrs['caption'] = f'{self.name}: test-split scores'
+        return df
 
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, {self.fixed})'
 
