@@ -15,8 +15,9 @@ import xarray as xr
 from .core import DataError, atomic_path
 
 # %% auto #0
-__all__ = ['lesion_location_correlation', 'correlation_from_source', 'planted_correlation', 'correlation_agreement',
-           'correlation_from_predictions', 'correlation_from_run', 'save_correlation', 'correlation_heatmap']
+__all__ = ['lesion_location_correlation', 'correlation_from_labels', 'correlation_from_source', 'planted_correlation',
+           'correlation_agreement', 'correlation_from_predictions', 'correlation_from_run', 'save_correlation',
+           'correlation_heatmap']
 
 # %% ../nbs/32_correlation.ipynb #1f08ee29
 def _as_matrix(values, classes, what):
@@ -50,28 +51,45 @@ def lesion_location_correlation(lesion, location, lesion_classes=None, location_
                         coords={'lesion': [str(c) for c in lesion_classes], 'location': [str(c) for c in location_classes],
                                 'n_cases': ('lesion', n)}, name='R')
 
-# %% ../nbs/32_correlation.ipynb #0a6f0d25
-def correlation_from_source(source, lesion:str='diagnosis', location:str='location', split:str|None=None,
-                            unique:str|None=None) -> xr.DataArray:
-    """R (eq. 1) from a `CaseSource`'s labels: `lesion` column ('diagnosis', or 'morphology' for the tags) x `location`.
-    `unique` names a column whose values count once (e.g. HAM10000's 'lesion_id': several images of one lesion)."""
-    lab = source.labels if split is None else source.labels.iloc[source.split_indices(split)]
+# %% ../nbs/32_correlation.ipynb #47de67bc
+def _as_str(values) -> np.ndarray:
+    "Labels as strings (object array), missing values kept as None."
+    v = pd.Series(values)
+    return np.array([str(x) if pd.notna(x) else None for x in v.tolist()], dtype=object)
+
+def correlation_from_labels(labels:pd.DataFrame, lesion:str='diagnosis', location:str='location', lesion_classes=None,
+                            location_classes=None, unique:str|None=None, name:str='labels') -> xr.DataArray:
+    """R (eq. 1) from a label table: `lesion` column ('diagnosis', or 'morphology' for the `morph_*` tags) x `location`,
+    with the given classes (default: the sorted labels present, every `morph_*` tag). `unique`: a column counted once."""
+    lab = labels
     if unique is not None:
         if unique not in lab: raise DataError('no such column to count once', field=unique, expected=f'one of {list(lab.columns)}')
         lab = lab.drop_duplicates(unique)
-    vocab = getattr(source, 'vocab', {}) or {}
-    if location not in lab: raise DataError(f'{getattr(source, "name", "source")} has no location labels', field=location)
+    if location not in lab: raise DataError(f'{name} has no location labels', field=location, expected=f'one of {list(lab.columns)}')
     if lesion == 'morphology':
-        cols = [c for c in lab.columns if c.startswith('morph_')]
-        if not cols: raise DataError(f'{getattr(source, "name", "source")} has no morphology tags', field='morphology')
-        les, classes = lab[cols].values.astype(float), [c[len('morph_'):] for c in cols]
+        tags = [c[len('morph_'):] for c in lab.columns if c.startswith('morph_')]
+        if not tags: raise DataError(f'{name} has no morphology tags', field='morphology', expected='morph_* columns')
+        classes = tags if lesion_classes is None else [str(c) for c in lesion_classes]
+        missing = [c for c in classes if f'morph_{c}' not in lab]
+        if missing: raise DataError(f'{name} has no such morphology tag', field='morphology', value=missing[0], expected=f'one of {tags}')
+        les = lab[[f'morph_{c}' for c in classes]].values.astype(float)
     else:
-        if lesion not in lab: raise DataError(f'{getattr(source, "name", "source")} has no such label column', field=lesion,
-                                              expected=f'one of {list(lab.columns)}')
-        les, classes = lab[lesion].values, vocab.get(lesion)
-    R = lesion_location_correlation(les, lab[location].values, classes, vocab.get(location))
-    R.attrs.update(source=getattr(source, 'name', ''), lesion_column=lesion, location_column=location, split=str(split),
-                   unique=str(unique))
+        if lesion not in lab: raise DataError(f'{name} has no such label column', field=lesion, expected=f'one of {list(lab.columns)}')
+        les, classes = _as_str(lab[lesion]), None if lesion_classes is None else [str(c) for c in lesion_classes]
+    locs = None if location_classes is None else [str(c) for c in location_classes]
+    R = lesion_location_correlation(les, _as_str(lab[location]), classes, locs)
+    R.attrs.update(source=name, lesion_column=lesion, location_column=location, unique=str(unique))
+    return R
+
+def correlation_from_source(source, lesion:str='diagnosis', location:str='location', split:str|None=None,
+                            unique:str|None=None) -> xr.DataArray:
+    """R (eq. 1) from a `CaseSource`'s labels (`correlation_from_labels` with the classes of the source's `vocab`),
+    over all cases or one `split`."""
+    lab = source.labels if split is None else source.labels.iloc[source.split_indices(split)]
+    vocab = getattr(source, 'vocab', {}) or {}
+    R = correlation_from_labels(lab, lesion, location, None if lesion == 'morphology' else vocab.get(lesion),
+                                vocab.get(location), unique=unique, name=getattr(source, 'name', 'source'))
+    R.attrs['split'] = str(split)
     return R
 
 # %% ../nbs/32_correlation.ipynb #d24ef04d

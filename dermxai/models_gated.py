@@ -195,7 +195,7 @@ def table2(scores:dict, prefix:str='') -> pd.DataFrame:
     return pd.DataFrame({m: [scores[f'{prefix}{t}_{m}'] for t in rows] for m in ('accuracy', 'recall', 'precision')},
                         index=pd.Index([r if r != 'criteria' else 'criteria average' for r in rows], name='task'))
 
-# %% ../nbs/14_models_gated.ipynb #31282b5e
+# %% ../nbs/14_models_gated.ipynb #086bc8f3
 @register_system('gated-off', gates='off', width=2.0)
 @register_system('gated-double', width=2.0)
 @register_system('gated-half', width=0.5)
@@ -279,3 +279,14 @@ class GatedMTL(System):
         res = super().evaluate(run_dir, split=split, device=device, progress=progress)
         res['checklist'] = checklist_summary(predict_checklist_run(run_dir, split=split, device=device, progress=progress))
         return res
+
+    def paper_table(self, run_dir):
+        """The run's test scores shaped like Table 2 of Coppola et al.: one row per task (DIAG, the seven criteria) and
+        their average over the criteria; columns accuracy, macro recall, macro precision."""
+        from pathlib import Path
+        m = load_json(Path(run_dir)/'metrics.json')
+        df = table2(m.get('test') or {})
+        if df.empty: raise DataError('no 7-point test scores in the run', file=Path(run_dir)/'metrics.json', field='test')
+        df.attrs['caption'] = (f'Table 2 of Coppola, Lee & Guan (gated multi-task network): {self.name}, test split, '
+                               'accuracy / macro recall / macro precision per task and averaged over the 7 criteria')
+        return df

@@ -164,7 +164,7 @@ def retrieval_precision(neighbours:xr.Dataset, labels) -> float:
     same = [[get(int(c)) == get(int(qq)) for c in row] for qq, row in zip(q, neighbours.neighbour.values)]
     return float(np.mean(same))
 
-# %% ../nbs/15_models_location.ipynb #9bd04a94
+# %% ../nbs/15_models_location.ipynb #b06a4a4c
 def location_transforms(size:int, train:bool) -> v2.Transform:
     "Resize to size * 256/224 then a random (train, with flips) or centre crop of `size`: the paper's 256 -> 224 scheme."
     resize = int(round(size * 256 / 224))
@@ -242,3 +242,18 @@ class LesionLocationMTL(System):
                 except DataError: pass   # too few test cases to compare
                 save_json(Path(out)/'metrics.json', result)
         return result
+
+    def paper_table(self, run_dir):
+        """The run's test scores in the layout of Liao & Luo's results: lesion mAP-class and mAP-image (eqs. 9-10),
+        top-1 and top-3 location accuracy; one row, the method (MTL or the single-task head), NaN for a head it lacks."""
+        import pandas as pd
+        from pathlib import Path
+        from dermxai.core import load_json
+        m = load_json(Path(run_dir)/'metrics.json')
+        t, heads = m.get('test') or {}, self.head_list(TrainConfig.load(Path(run_dir)/'config.json'))
+        method = 'MTL (lesion + location)' if len(heads) == 2 else f'single-task ({heads[0]})'
+        cols = {'mAP-class': 'mAP_class', 'mAP-image': 'mAP_image', 'top-1 location': 'location_top1', 'top-3 location': 'location_top3'}
+        df = pd.DataFrame([{c: float(t.get(k, float('nan'))) for c, k in cols.items()}], index=pd.Index([method], name='method'))
+        df.attrs['caption'] = (f'Liao & Luo (lesion + body-location multi-task ResNet): {self.name}, test split, lesion '
+                               'mAP-class / mAP-image and top-1 / top-3 location accuracy')
+        return df
