@@ -195,6 +195,39 @@ def test_cli_train_gated_writes_sharing_fractions_and_checklist(tmp_path, capsys
     ev = json.loads(dermxai('evaluate', run, '--no-progress', check=True).stdout)     # the installed command
     assert ev['criteria_accuracy'] == pytest.approx(metrics['test']['criteria_accuracy'], abs=1e-6)
     assert ev['checklist']['tau1'] == metrics['checklist']['tau1']
+    _widgets_read_the_gated_run(run, ck, sf)
+
+
+def _widgets_read_the_gated_run(run, ck, sf):
+    "The widgets built from the run show exactly what it saved; `case` is the row of the run's source."
+    from dermxai.vocab import TASK_CRITERION, group_label
+    from dermxai.widgets import ChecklistExplorer, ChecklistQuiz, CorrelationHeatmap, SharingFractionExplorer
+    ce = ChecklistExplorer.from_run(run)
+    lab = ce.source.labels.iloc[ck.case.values]
+    assert [d if d in TASKS['DIAG'] else group_label('DIAG', d) for d in lab.diagnosis] == ck.diag_true.values.tolist()
+    for t, col in TASK_CRITERION.items():
+        assert [group_label(t, v) for v in lab[col]] == ck.criteria_true.sel(task=t).values.tolist(), t
+    for tau in (1, 3):
+        ce.tau.value = tau
+        fig = ce.static_figure()
+        cm = checklist_confusion(ck, tau)
+        for k, kind in enumerate(['inferred', 'direct', 'rule_on_truth']):     # the widget: rows/columns (MEL, other)
+            assert np.asarray(fig.data[k].z).tolist() == cm.sel(kind=kind).values[::-1, ::-1].tolist(), (tau, kind)
+    i = int(np.argmax(ck.criteria_pred.values[:, 0] != ck.criteria_true.values[:, 0])) if (ck.criteria_pred.values[:, 0] != ck.criteria_true.values[:, 0]).any() else 0
+    html = ce.case_table(i)
+    p = float(ck.criteria_probability.isel(case=i).sel(task='PN', label=str(ck.criteria_pred.isel(case=i).sel(task='PN').item())))
+    assert f'({p:.2f})' in html and f'score {int(ck.score_pred[i])} (true {int(ck.score_true[i])})' in html
+    ce.case.value = i
+    assert ce.case_fig.data[0].type == 'image' and f'#{int(ck.case[i])}' in ce.case_fig.layout.title.text
+    quiz = ChecklistQuiz.from_run(run, n=3)
+    assert quiz.model_answer() == {t: str(ck.criteria_pred.isel(case=0).sel(task=t).item()) for t in ck.task.values} | {'_diag': str(ck.diag_pred[0].item())}
+    se = SharingFractionExplorer.from_run(run)
+    fig = se.static_figure()
+    np.testing.assert_allclose(np.asarray(fig.data[0].z, float), sf.isel(epoch=-1).sel(block='gate1').values)
+    se.block.value, se.epoch.value = 'gate4', 1
+    np.testing.assert_allclose(np.asarray(se.static_figure().data[0].z, float), sf.sel(epoch=1, block='gate4').values)
+    ch = CorrelationHeatmap.from_run(run)
+    assert ch.dataset.value.endswith('diagnosis') and len(ch.static_figure().data) == 2
 
 
 @pytest.mark.parametrize('name', ['gated-binary', 'gated-half', 'gated-double', 'gated-off'])
@@ -225,6 +258,16 @@ def test_cli_train_location_writes_correlation(tmp_path, capsys):
     with xr.open_dataset(run/'correlation.nc') as c:
         assert {'R_labels', 'R_predicted', 'R_planted'} <= set(c.data_vars)
         np.testing.assert_allclose(c.R_planted.sum('location').values, 1.0, atol=1e-6)
+        planted = c.R_planted.load()
+    # the heatmap widget on the run: its empirical panel is eq. 1 on the run's data, beside the planted table
+    from dermxai.widgets import CorrelationHeatmap
+    ch = CorrelationHeatmap.from_run(run)
+    assert ch.dataset.value.endswith('morphology')                 # the run's lesion labels come first
+    fig = ch.static_figure()
+    lab, tags, sites = ch.labels[ch.dataset.value], list(fig.data[0].y), list(fig.data[0].x)
+    counted = [[(lab[lab[f'morph_{t}'].astype(bool)].location == s).mean() for s in sites] for t in tags]   # by hand
+    np.testing.assert_allclose(np.asarray(fig.data[0].z, float), counted)
+    np.testing.assert_allclose(np.asarray(fig.data[1].z, float), planted.sel(lesion=tags, location=sites).values, atol=1e-6)
 
 
 @pytest.mark.parametrize('head', ['lesion', 'location'])
