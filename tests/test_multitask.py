@@ -195,6 +195,9 @@ def test_cli_train_gated_writes_sharing_fractions_and_checklist(tmp_path, capsys
     ev = json.loads(dermxai('evaluate', run, '--no-progress', check=True).stdout)     # the installed command
     assert ev['criteria_accuracy'] == pytest.approx(metrics['test']['criteria_accuracy'], abs=1e-6)
     assert ev['checklist']['tau1'] == metrics['checklist']['tau1']
+    tab = get_system('gated').paper_table(run)                        # the tour report's Table 2
+    assert list(tab.index) == [*TASKS, 'criteria average'] and list(tab.columns) == ['accuracy', 'recall', 'precision']
+    assert tab.loc['STR', 'precision'] == metrics['test']['STR_precision'] and tab.attrs['caption'].startswith('Table 2')
     _widgets_read_the_gated_run(run, ck, sf)
 
 
@@ -255,6 +258,9 @@ def test_cli_train_location_writes_correlation(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {'mAP_class', 'mAP_image', 'location_top1', 'location_top3'} <= set(out['test'])
     assert out['test']['location_top1'] <= out['test']['location_top3']
+    tab = get_system('location').paper_table(run)
+    assert list(tab.index) == ['MTL (lesion + location)']
+    assert tab.iloc[0].tolist() == [out['test'][k] for k in ('mAP_class', 'mAP_image', 'location_top1', 'location_top3')]
     with xr.open_dataset(run/'correlation.nc') as c:
         assert {'R_labels', 'R_predicted', 'R_planted'} <= set(c.data_vars)
         np.testing.assert_allclose(c.R_planted.sum('location').values, 1.0, atol=1e-6)
@@ -279,6 +285,10 @@ def test_cli_train_single_task_baselines(tmp_path, head):
     keys = {'lesion': {'mAP_class', 'mAP_image'}, 'location': {'location_top1', 'location_top3'}}
     assert keys[head] <= set(metrics['test']) and not (keys[{'lesion': 'location', 'location': 'lesion'}[head]] & set(metrics['test']))
     assert not (tmp_path/head/'correlation.nc').exists()
+    tab = get_system('location-single').paper_table(tmp_path/head)      # Liao & Luo's layout, the other head empty
+    assert list(tab.index) == [f'single-task ({head})'] and list(tab.columns) == ['mAP-class', 'mAP-image', 'top-1 location', 'top-3 location']
+    own = ['mAP-class', 'mAP-image'] if head == 'lesion' else ['top-1 location', 'top-3 location']
+    assert tab[own].notna().all(axis=None) and tab.drop(columns=own).isna().all(axis=None)
 
 
 def test_train_help_lists_each_variants_own_options():
