@@ -32,12 +32,14 @@ check-export: $(STAMP)
 	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
 # NBFLAGS=slow also runs the cells marked `#| slow` (CI does: every notebook top to bottom)
+# two notebook workers fill the two cores: one torch thread each (OpenMP threads that outnumber the cores spin; on a
+# busy 2-core machine a ResNet-50 step took 8x longer with two threads than with one)
 NBFLAGS ?=
 test-nbs: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
 
 test-slow: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --flags slow --timing
 
 test-py: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -q -ra

@@ -177,7 +177,8 @@ def _cmd_tour(a):
     print(f"  {Path(a.out)/'synth'}/        SynthDerm ({s['cases']} cases) and its galleries")
     for name, r in s['runs'].items():
         test = r.get('test', {})
-        shown = ', '.join(f'{k} {v:.3f}' for k, v in test.items() if k in ('auc', 'accuracy', 'balanced_accuracy', 'jaccard'))
+        shown = ', '.join(f'{k} {v:.3f}' for k, v in test.items() if k in ('auc', 'accuracy', 'balanced_accuracy', 'jaccard',
+                                                                          'criteria_accuracy', 'DIAG_mel_auc', 'mAP_class', 'location_top1'))
         print(f"  {r['dir']}/  {name}: {shown}")
     print(f"  {Path(a.out)/'summary.json'}  every final metric and timing")
     print('Open the notebooks with:  .venv/bin/jupyter lab nbs/')

@@ -5,7 +5,7 @@
 # %% ../nbs/40_widgets.ipynb #57687586
 from __future__ import annotations
 
-import base64, json, time
+import base64, time
 from pathlib import Path
 
 import cv2
@@ -17,6 +17,7 @@ import xarray as xr
 from plotly.subplots import make_subplots
 
 from .core import DataError, DermxaiError
+from .correlation import correlation_from_labels
 from .synth import EVIDENCE, MASK_COLORS
 from .vocab import CRITERIA, SEVEN_POINT_RULE, TASK_CRITERION, TASKS
 
@@ -313,22 +314,6 @@ class AttentionOverlay(DermWidget):
         return cls(ex, images, masks, diagnosis=src.labels.diagnosis.values[cases], scale=max(1, 256 // size), **kw)
 
 # %% ../nbs/40_widgets.ipynb #b4268e5b
-def _correlation(labels:pd.DataFrame, lesion:str='diagnosis', location:str='location', lesions=None, locations=None) -> xr.DataArray:
-    "R (lesion, location) = |lesion i and location j| / |lesion i| from a label table (`lesion` a column, or 'morphology' for morph_* columns)."
-    if lesion == 'morphology':
-        cols = [c for c in labels.columns if c.startswith('morph_')]
-        names = [c[len('morph_'):] for c in cols] if lesions is None else list(lesions)
-        L = labels[[f'morph_{n}' for n in names]].values.astype(bool)
-    else:
-        names = list(lesions) if lesions is not None else sorted(labels[lesion].astype(str).unique())
-        L = np.stack([(labels[lesion].astype(str) == n).values for n in names], 1)
-    locs = list(locations) if locations is not None else sorted(labels[location].astype(str).unique())
-    Loc = np.stack([(labels[location].astype(str) == l).values for l in locs], 1)
-    joint = L.T.astype(float) @ Loc.astype(float)
-    with np.errstate(invalid='ignore', divide='ignore'): R = joint / L.sum(0)[:, None]
-    return xr.DataArray(R, dims=('lesion', 'location'), coords={'lesion': names, 'location': locs}, name='R',
-                        attrs={'cases_per_lesion': json.dumps(dict(zip(names, L.sum(0).tolist())))})
-
 def _cluster_order(m:np.ndarray) -> list[int]:
     from scipy.cluster.hierarchy import leaves_list, linkage
     m = np.nan_to_num(m)
@@ -407,7 +392,7 @@ class CorrelationHeatmap(DermWidget):
     @classmethod
     def from_labels(cls, labels:pd.DataFrame, planted=None, lesion:str='diagnosis', name:str='SynthDerm', images=None):
         "From a label table (one row per case, `location` and `lesion` columns)."
-        return cls({name: _correlation(labels, lesion)}, None if planted is None else {name: planted},
+        return cls({name: correlation_from_labels(labels, lesion, name=name)}, None if planted is None else {name: planted},
                    {name: labels}, {name: images} if images is not None else None, {name: lesion})
 
     @classmethod
@@ -429,7 +414,8 @@ class CorrelationHeatmap(DermWidget):
         for kind in kinds:
             if kind == 'morphology' and not any(c.startswith('morph_') for c in src.labels.columns): continue
             name = f'{src.name} · {kind}'
-            R[name] = _correlation(src.labels, kind, lesions=src.vocab.get(kind), locations=src.vocab.get('location'))
+            R[name] = correlation_from_labels(src.labels, kind, lesion_classes=src.vocab.get(kind),
+                                              location_classes=src.vocab.get('location'), name=name)
             labels[name], images[name], col[name] = src.labels, src.image, kind
             key = f'R_{kind}_location'
             if ds is not None and key in ds:
