@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the machine's pip configuration lists local mirrors that may be absent; their warnings are noise
-PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: install tour test test-nbs test-slow test-py check-export readme bench clean
 
