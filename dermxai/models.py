@@ -25,7 +25,7 @@ from .losses import ClassificationMetrics, Metric, focal_loss
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RESNET_LAYERS', 'SAMPLING', 'Normalize', 'save_weights', 'read_weights',
-           'load_weights', 'ResNetClassifier', 'average_crops', 'class_activation_map', 'register_system',
+           'load_weights', 'ResNetClassifier', 'average_crops', 'class_activation_map', 'model_cam', 'register_system',
            'system_names', 'get_system', 'System', 'CentralPatch', 'multiscale_train_transforms', 'nine_crops',
            'CropsDataset', 'training_sampler', 'load_resnet_weights', 'ResNetSystem']
 
@@ -115,22 +115,35 @@ def average_crops(logits:torch.Tensor) -> torch.Tensor:
     "Logits (N, K, C) of K crops per image -> log of the crop-averaged softmax probabilities, (N, C)."
     return torch.logsumexp(torch.log_softmax(logits.float(), -1), 1) - math.log(logits.shape[1])
 
-# %% ../nbs/10_models.ipynb #db4c8e17
-def class_activation_map(model:nn.Module, images:torch.Tensor, classifier:nn.Linear|None=None,
-                         size:tuple|None=None) -> torch.Tensor:
-    "Eq. 13, M_c = sum_k w^c_k f_k, for every class: (N, C, H, W), upsampled (bilinear) to `size` (default: the input's)."
+# %% ../nbs/10_models.ipynb #c4a10002
+def class_activation_map(features:torch.Tensor, weights:torch.Tensor, size=None) -> torch.Tensor:
+    "CAM (eq. 13 of the ARL paper): M = sum_k w_k f_k for `features` (N, K, h, w) and `weights` (K,) or (N, K) -> (N, h, w), bilinearly upsampled to `size` (int or (H, W))."
+    if features.ndim != 4: raise DermxaiError(f'features must be (N, K, h, w), got shape {tuple(features.shape)}')
+    w = weights.to(features.dtype)
+    if w.ndim == 1: w = w.expand(features.shape[0], -1)
+    if w.shape != features.shape[:2]:
+        raise DermxaiError(f'weights {tuple(weights.shape)} do not fit features {tuple(features.shape)}: expected (K,) or (N, K)')
+    cam = torch.einsum('nk,nkhw->nhw', w, features)
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        cam = F.interpolate(cam[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
+    return cam
+
+# %% ../nbs/10_models.ipynb #64b8ed91
+def model_cam(model:nn.Module, images:torch.Tensor, classifier:nn.Linear|None=None, size=None) -> torch.Tensor:
+    "Eq. 13 for every class of `model` on `images`: (N, C, H, W), summed over its `cam_features` maps, upsampled to `size` (default: the input's)."
     feats = model.cam_features(images) if hasattr(model, 'cam_features') else model.features(images)
     feats = [feats] if torch.is_tensor(feats) else list(feats)
     weight = (classifier if classifier is not None else model.classifier).weight
-    size = tuple(images.shape[-2:]) if size is None else tuple(size)
+    size = tuple(images.shape[-2:]) if size is None else size
     if sum(f.shape[1] for f in feats) != weight.shape[1]:
         raise DermxaiError(f'{type(model).__name__}: cam_features give {sum(f.shape[1] for f in feats)} channels, '
                            f'the classifier takes {weight.shape[1]}')
     out, k0 = 0, 0
     for f in feats:
-        m = torch.einsum('ck,nkhw->nchw', weight[:, k0:k0 + f.shape[1]].to(f.dtype), f)
+        w = weight[:, k0:k0 + f.shape[1]]
+        out = out + torch.stack([class_activation_map(f, w[c], size=size) for c in range(len(w))], 1)
         k0 += f.shape[1]
-        out = out + (m if tuple(m.shape[-2:]) == size else F.interpolate(m, size=size, mode='bilinear', align_corners=False))
     return out
 
 # %% ../nbs/10_models.ipynb #e898e933
@@ -164,7 +177,7 @@ def get_system(name:str) -> 'System':
     cls, fixed = _REGISTRY[name]
     return cls(name, **fixed)
 
-# %% ../nbs/10_models.ipynb #6e967392
+# %% ../nbs/10_models.ipynb #62e2de34
 class System:
     "A published system: network, data, loss, metrics, optimiser, callbacks and profiles. Subclass and register."
     paper: str = ''
@@ -173,7 +186,7 @@ class System:
     option_help: dict = {}                  # option -> help text for the command line
     profiles: dict = {                      # TrainConfig overrides per profile
         'quick': dict(n=600, size=64, epochs=3, batch_size=32),
-        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4)}
+        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4, channels_last=True)}
 
     def __init__(self, name:str, **fixed): self.name, self.fixed = name, fixed
 
@@ -287,6 +300,19 @@ class System:
         "Scores of a trained run on `split` of its data (override for multi-network systems)."
         from dermxai.train import evaluate_run
         return evaluate_run(run_dir, split=split, device=device, progress=progress)
+
+    # --- reporting (read by the tour's report) ---------------------------------------------------------------------------
+    def paper_table(self, run_dir:str|Path):
+        """The run's test results as a `pandas.DataFrame` shaped like its paper's results table (rows and columns as
+        published). `attrs['caption']` names the table; `attrs['paper']`, where the notebook cites them, holds the
+        published numbers in the same shape. Default: one row (the system) of its scalar test metrics."""
+        import pandas as pd
+        from dermxai.core import load_json
+        m = load_json(Path(run_dir)/'metrics.json')
+        row = {k: v for k, v in (m.get('test') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'loss'}
+        df = pd.DataFrame([row], index=pd.Index([self.name], name='method'))
+        df.attrs['caption'] = f'{self.name}: test-split scores'
+        return df
 
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, {self.fixed})'
 

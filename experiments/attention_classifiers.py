@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from dermxai.core import save_json
 from dermxai.datasets import ClassificationDataset, SynthSource
-from dermxai.models import class_activation_map, get_system
+from dermxai.models import model_cam, get_system
 from dermxai.models_attnmel import attention_jaccard
 from dermxai.synth import save_synth
 from dermxai.train import fit_system, load_run
@@ -45,7 +45,7 @@ def _maps(run, images):
     with torch.no_grad():
         out = run.system.head_logits(model(images), 'diagnosis')
         pred = out.argmax(1)
-        cam = class_activation_map(model, images)
+        cam = model_cam(model, images)
         maps = {'cam': cam[torch.arange(len(images)), pred]}
         maps.update(run.system.native_maps(model, images))
     return {k: v.float().cpu() for k, v in maps.items()}

@@ -55,7 +55,7 @@ def test_spatial_softmax_sums_to_one_over_space_per_channel(n, c, h, w, scale):
 
 @pytest.mark.parametrize('size', [(64, 64), (72, 96)])
 def test_attention_maps_and_cams_have_the_input_size(size):
-    from dermxai.models import class_activation_map
+    from dermxai.models import model_cam
     x = torch.rand(2, 3, *size)
     arl = ARLClassifier(14, 2).eval()
     attn = AttnMelNet(2, 'attnmel').eval()
@@ -64,7 +64,7 @@ def test_attention_maps_and_cams_have_the_input_size(size):
         assert set(maps) == {'layer1.0', 'layer2.0', 'layer3.0', 'layer4.0', 'A3', 'A4'}
         for name, m in maps.items(): assert tuple(m.shape) == (2, *size), name
         for model in (arl, attn, AttnMelNet(2, 'vgg16gap').eval()):
-            assert tuple(class_activation_map(model, x).shape) == (2, 2, *size)
+            assert tuple(model_cam(model, x).shape) == (2, 2, *size)
 
 
 def test_regularisation_is_zero_for_a_perfect_map_and_safe_for_empty_rois():
