@@ -7,6 +7,11 @@ per block and epoch, and the Jaccard index of binarised attention maps and CAMs 
 thesis's Table 3 measure; maps min-max normalised per image and thresholded at 0.5, CAM of the predicted class).
 
     python experiments/attention_classifiers.py                    # the reported run (writes results/attention_classifiers.json)
+
+Sized for a 2-core CPU shared with other jobs (one torch thread; tens of minutes when the cores are busy, well
+under that when they are not): 240 SynthDerm cases at 48 px, batch 16, 3 epochs for every network,
+seeds 0 1 2. That is a tiny budget: it shows whether the methods
+work and how they compare at the start of training, not the papers' converged numbers.
     python experiments/attention_classifiers.py --seeds 0 --epochs-resnet 1 --epochs-vgg 1 --n 120 --name smoke
 
 Finished runs in --work are reused, so an interrupted experiment continues where it stopped.
@@ -36,7 +41,7 @@ RUNS = {  # run name -> (system, options, family)
     'attnmel_lesion': ('attnmel', {'roi': 'lesion'}, 'vgg'),
     'attnmel_lesion_x100': ('attnmel', {'roi': 'lesion', 'lambda3': 0.1, 'lambda4': 1.0}, 'vgg'),  # can the term move A at all?
 }
-DEFAULT_RUNS = ['resnet14', 'arl14', 'vgg16gap', 'attnmel', 'attnmel_lesion']
+DEFAULT_RUNS = ['resnet14', 'arl14', 'vgg16gap', 'attnmel', 'attnmel_lesion', 'attnmel_lesion_x100']
 
 
 def _maps(run, images):
@@ -83,15 +88,15 @@ def _stats(values):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    ap.add_argument('--n', type=int, default=600); ap.add_argument('--size', type=int, default=64)
+    ap.add_argument('--n', type=int, default=240); ap.add_argument('--size', type=int, default=48)
     ap.add_argument('--data-seed', type=int, default=0)
-    ap.add_argument('--epochs-resnet', type=int, default=6); ap.add_argument('--epochs-vgg', type=int, default=2)
-    ap.add_argument('--batch-size', type=int, default=32)
+    ap.add_argument('--epochs-resnet', type=int, default=3); ap.add_argument('--epochs-vgg', type=int, default=3)
+    ap.add_argument('--batch-size', type=int, default=16)
     ap.add_argument('--runs', nargs='+', default=DEFAULT_RUNS, choices=list(RUNS))
     ap.add_argument('--work', default=str(ROOT/'experiments'/'work'/'attention_classifiers'))
     ap.add_argument('--name', default='attention_classifiers')
     a = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get('DERMXAI_THREADS', torch.get_num_threads())))
+    torch.set_num_threads(int(os.environ.get('DERMXAI_THREADS', 1)))
     work = Path(a.work)/f'n{a.n}-s{a.size}-d{a.data_seed}'
     t0 = time.perf_counter()
 
