@@ -24,7 +24,7 @@ TOUR_DATA = {'quick': dict(n=600, size=64), 'full': dict(n=4000, size=224)}
 TOUR = {  # run name -> (system, config overrides per profile)
     'resnet14': ('resnet14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
     'arl14': ('arl14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
-    'attnmel': ('attnmel', {'quick': dict(epochs=2, batch_size=32, options={'roi': 'lesion'}),
+    'attnmel': ('attnmel', {'quick': dict(epochs=1, batch_size=16, options={'roi': 'lesion'}),
                             'full': dict(epochs=50, options={'roi': 'lesion'})}),
 }
 
