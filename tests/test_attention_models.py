@@ -118,12 +118,12 @@ def test_cli_trains_every_attention_system(tmp_path, name, extra):
             assert len(blocks) == (4 if name == 'arl14' else 16)
             assert blocks[0] == 'layer1.0' and blocks[-1] == ('layer4.0' if name == 'arl14' else 'layer4.2')
         if name == 'attnmel': assert {'train_reg_a3', 'train_reg_a4', 'valid_focal'} <= set(h.data_vars)
-    if name in ('arl14', 'attnmel'):   # CAM and native maps through `dermxai explain`, as the tour and the widgets read them
-        dermxai('explain', run, '--methods', 'cam', 'native', '--n', '2', '--no-progress', check=True)
-        with xr.open_dataarray(run/'explanations.nc') as ex:
-            native = ['layer1.0', 'layer2.0', 'layer3.0', 'layer4.0'] if name == 'arl14' else ['A3', 'A4']
-            assert ex.method.values.tolist() == ['cam'] + [f'native:{b}' for b in native]
-            assert ex.sizes['y'] == ex.sizes['x'] == 32 and np.isfinite(ex.values).all()
+    if name in ('arl14', 'attnmel'):   # CAM and native maps as `dermxai explain`, the tour and the widgets compute them
+        from dermxai.explain import explain_run
+        ex = explain_run(run, n=2, methods=('cam', 'native'))
+        native = ['layer1.0', 'layer2.0', 'layer3.0', 'layer4.0'] if name == 'arl14' else ['A3', 'A4']
+        assert ex.method.values.tolist() == ['cam'] + [f'native:{b}' for b in native]
+        assert ex.sizes['y'] == ex.sizes['x'] == 32 and np.isfinite(ex.values).all()
         tab = get_system(name).paper_table(run)
         assert tab.index.tolist() == (['ARL-CNN14'] if name == 'arl14' else ['AttnMel-CNN-Lesion'])
         auc = tab.iloc[0][('Melanoma', 'AUC') if name == 'arl14' else 'AUC']
