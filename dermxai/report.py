@@ -68,7 +68,7 @@ VIEWS = [
          'the rule applied to the true criteria (the three confusion matrices of Table 3 of Coppola et al.).'),
 ]
 
-# %% ../nbs/46_report.ipynb #57957189
+# %% ../nbs/46_report.ipynb #bebae054
 def _table_html(df:pd.DataFrame) -> str:
     return df.to_html(classes='dermxai-table', float_format=lambda v: f'{v:.3f}', na_rep='–', border=0)
 
@@ -87,7 +87,19 @@ def system_section(name:str, run:dict, tour:Path) -> str:
     paper = tab.attrs.get('paper')
     if isinstance(paper, pd.DataFrame) and len(paper):
         body += f'<div><h4>As published</h4>{_table_html(paper)}</div>'
+    curves = _loss_curves(Path(run['dir']) if Path(run['dir']).is_absolute() else tour/'runs'/name, name)
+    if curves is not None: body += f'<div>{curves.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})}</div>'
     return head + facts + body + '</div></section>'
+
+def _loss_curves(run_dir:Path, name:str) -> go.Figure | None:
+    "Training and validation loss per epoch from the run's history.nc (None when it has none)."
+    if not (run_dir/'history.nc').exists(): return None
+    with xr.open_dataset(run_dir/'history.nc') as h:
+        lines = [go.Scatter(x=h.epoch.values, y=h[v].values, name=v.replace('_', ' '), mode='lines+markers')
+                 for v in ('train_loss', 'valid_loss') if v in h and h[v].dims == ('epoch',)]
+    if not lines: return None
+    return go.Figure(lines).update_layout(title=dict(text=f'{name}: loss per epoch', font=dict(size=12)), width=420, height=260,
+                                          margin=dict(t=40, l=40, r=10, b=30), xaxis_title='epoch', legend=dict(orientation='h', y=-0.25))
 
 # %% ../nbs/46_report.ipynb #b2e8e568
 _CSS = """
