@@ -31,13 +31,13 @@ check-export: $(STAMP)
 	@$(BIN)/nbdev_export
 	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
-# NBFLAGS=slow also runs the cells marked `#| slow` (CI does: every notebook top to bottom)
+ slow` (CI does: every notebook top to bottom)| slow` (CI does: every notebook top to bottom)
 NBFLAGS ?=
 test-nbs: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
 
 test-slow: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --flags slow --timing
 
 test-py: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -q -ra
