@@ -31,7 +31,8 @@ check-export: $(STAMP)
 	@$(BIN)/nbdev_export
 	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
- slow` (CI does: every notebook top to bottom)| slow` (CI does: every notebook top to bottom)
+# NBFLAGS=slow also runs the cells marked `#| slow` (CI does: every notebook top to bottom). Two notebooks run at once
+# on two cores: one torch thread each, or they fight over the cores (2-4x slower)
 NBFLAGS ?=
 test-nbs: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
