@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # the machine's pip configuration lists local mirrors that may be absent; their warnings are noise
 PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: install tour test test-nbs test-slow test-py check-export readme bench clean chromium
+.PHONY: install tour test test-nbs test-slow test-py check-export readme docs bench clean chromium
 
 # (re)install when the venv is missing or the package definition changed
 $(STAMP): setup.py settings.ini pyproject.toml
@@ -54,6 +54,13 @@ chromium:
 
 readme: $(STAMP)
 	$(BIN)/python tools/readme.py
+
+# the docs site: nbdev processes the notebooks (running the `#| exec_doc` cells, so every figure is static HTML) and
+# Quarto renders _proc into _docs. Plotly figures carry HTML that loads plotly.js from its CDN (Quarto's advice).
+DOCS_ENV := PLOTLY_RENDERER=plotly_mimetype+notebook_connected
+docs: $(STAMP)
+	@command -v quarto >/dev/null || { echo "Quarto is not installed (https://quarto.org/docs/get-started/): the GitHub Pages workflow renders the site"; exit 1; }
+	$(DOCS_ENV) $(BIN)/nbdev_docs
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b; done

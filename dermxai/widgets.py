@@ -175,7 +175,7 @@ class ScaleGateCurves(DermWidget):
         "From one or more ARL runs (their `history.nc`)."
         return cls({Path(p).name: _history(p, 'scale_gate', 'ARL-CNN') for p in paths})
 
-# %% ../nbs/40_widgets.ipynb #54a424ed
+# %% ../nbs/40_widgets.ipynb #58cd45a8
 def _normalise(a:np.ndarray) -> np.ndarray:
     lo, hi = np.nanmin(a), np.nanmax(a)
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
@@ -312,6 +312,34 @@ class AttentionOverlay(DermWidget):
         images = (case_images(src, cases, size).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
         masks = truth_masks(src, cases, truth=truth, head=first.attrs.get('head'), targets=first.target.values, size=size)
         return cls(ex, images, masks, diagnosis=src.labels.diagnosis.values[cases], scale=max(1, 256 // size), **kw)
+
+    def grid_maps(self, native_layers:int=2, skip=('saliency', 'ig', 'occlusion')) -> list[tuple]:
+        "(model, head, method, layer) of the grid's columns: each model's maps but `skip`, its last `native_layers` native maps."
+        cols = []
+        for (m, h), da in self.explanations.items():
+            pairs = [(str(t), str(l)) for t, l in zip(da.technique.values, da.layer.values) if str(t) not in skip]
+            native = [p for p in pairs if p[0] == 'native'][-native_layers:] if native_layers else []
+            cols += [(m, h, t, l) for t, l in pairs if t != 'native' or (t, l) in native]
+        return cols
+
+    def grid_figure(self, n:int=4, maps=None, opacity:float=0.5, cell:int=110) -> go.Figure:
+        "A static grid for pages and papers: `n` cases (rows) x maps (columns, default `grid_maps()`), each map over its image with the evidence outline."
+        cols, rows = maps or self.grid_maps(), list(range(min(n, len(self.cases))))
+        titles = [f'{m}{"" if h == "diagnosis" else " · " + h}<br>{t}{" " + l if t == "native" else ""}' for m, h, t, l in cols]
+        fig = make_subplots(len(rows), len(cols), column_titles=titles, horizontal_spacing=0.005, vertical_spacing=0.01,
+                            row_titles=[f'#{self.cases[r]} {self.diagnosis[r]}' for r in rows])
+        for r in rows:
+            xs, ys = _contour_xy(self.truth[r]) if self.truth is not None else ([], [])
+            for j, (m, h, t, l) in enumerate(cols):
+                da = self.explanations[(m, h)]
+                k = [i for i, tl in enumerate(zip(da.technique.values, da.layer.values)) if (str(tl[0]), str(tl[1])) == (t, l)][0]
+                fig.add_trace(go.Image(source=_png_uri(blend(self.images[r], da.values[r, k], opacity)), hoverinfo='skip'), r + 1, j + 1)
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', line=dict(color='#00ff66', width=1), hoverinfo='skip'), r + 1, j + 1)
+        fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
+        fig.update_annotations(font_size=10)
+        fig.update_layout(width=cell * len(cols) + 120, height=cell * len(rows) + 90, showlegend=False,
+                          margin=dict(t=75, l=10, r=100, b=10), title=dict(text='maps over the evidence outline (green)', font=dict(size=12), y=0.995, yanchor='top'))
+        return fig
 
 # %% ../nbs/40_widgets.ipynb #b4268e5b
 def _cluster_order(m:np.ndarray) -> list[int]:
