@@ -341,8 +341,9 @@ class TATL(System):
         if 1 in stages:
             say('== TATL stage 1: Segment-Net (lesion)')
             summaries['stage1_lesion'] = fit(_Stage(), self._stage_cfg(cfg, 'stage1_lesion', 'lesion'), 'stage1_lesion')
-            boxes = out/'stage1_lesion'/'boxes.nc'
-            if not boxes.exists(): _write_boxes(cfg, source, out/'stage1_lesion', boxes, progress)
+            boxes, lesion_net = out/'stage1_lesion'/'boxes.nc', out/'stage1_lesion'/'model.safetensors'
+            if not boxes.exists() or boxes.stat().st_mtime_ns < lesion_net.stat().st_mtime_ns:   # new or retrained Segment-Net
+                _write_boxes(cfg, source, out/'stage1_lesion', boxes, progress)
         init = None
         if 2 in stages:
             say('== TATL stage 2: attribute-agnostic segmenter (union of the attributes)')
