@@ -23,7 +23,7 @@ __all__ = ['TOUR_DATA', 'TOUR', 'run_tour']
 TOUR_DATA = {'quick': dict(n=600, size=64), 'full': dict(n=4000, size=224)}
 TOUR = {  # run name -> (system, config overrides per profile)
     'resnet14': ('resnet14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
-    'tatl': ('tatl', {'quick': dict(epochs=2, batch_size=16), 'full': dict(epochs=100)}),
+    'tatl': ('tatl', {'quick': dict(epochs=2, batch_size=16, steps_per_epoch=13), 'full': dict(epochs=100)}),
 }
 
 def run_tour(out:str|Path='tour', profile:str|None=None, fresh:bool=False, progress:bool=True, runs=None,
