@@ -423,7 +423,7 @@ def _write_history(out:Path, stages:list):
     hist = xr.concat(parts, dim='stage', join='outer')
     with atomic_path(out/'history.nc', suffix='.nc') as tmp: hist.to_netcdf(tmp)
 
-# %% ../nbs/13_models_tatl.ipynb #51dba7f9
+# %% ../nbs/13_models_tatl.ipynb #15206230
 def score_tatl(model:TATLModel, cfg:TrainConfig, source:CaseSource, split:str='test', device=None,
                progress:bool=True) -> dict:
     "Set-level Jaccard/Dice per attribute and their mean, per-image scores and predictions of `model` on `split`."
@@ -494,12 +494,13 @@ def _save_scores(out:Path, scored:dict, max_bytes:float=5e8):
 
 def _attribute_table(source:CaseSource, attrs, metrics:dict) -> dict:
     "Per attribute: test Jaccard and Dice, and the share of training images that show it (rarity)."
-    tr, lab = source.split_indices('train'), source.labels
-    def share(a):   # SynthDerm (and any source with `attr_<a>` columns) says it directly; otherwise look at the masks
-        if not len(tr): return float('nan')
-        if f'attr_{a}' in lab: return float(lab[f'attr_{a}'].values[tr].astype(bool).mean())
-        return float(np.mean([source.masks(int(i), [a])[0].any() for i in tr]))
-    share = {a: share(a) for a in attrs}
+    tr, lab, attrs = source.split_indices('train'), source.labels, list(attrs)
+    if not len(tr): share = {a: float('nan') for a in attrs}
+    elif all(f'attr_{a}' in lab for a in attrs):   # SynthDerm (and any source with `attr_<a>` columns) says it directly
+        share = {a: float(lab[f'attr_{a}'].values[tr].astype(bool).mean()) for a in attrs}
+    else:                                          # otherwise read each training case's masks once
+        present = np.stack([source.masks(int(i), attrs).any((1, 2)) for i in tr])
+        share = dict(zip(attrs, present.mean(0).astype(float).tolist()))
     return {a: {'jaccard': metrics.get(f'jaccard_{a}'), 'dice': metrics.get(f'dice_{a}'), 'train_image_share': share[a]}
             for a in attrs}
 

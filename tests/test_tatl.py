@@ -263,3 +263,13 @@ def test_ablation_command_writes_table(tmp_path):
     assert list(table.attribute) == ['streaks', 'mean', 'streaks', 'mean']
     assert {'jaccard_mean', 'dice_mean', 'paper_jaccard', 'train_image_share'} <= set(table.columns)
     assert (out/'stages3'/'seed0'/'metrics.json').exists() and (out/'stages123'/'seed0'/'stage1_lesion').is_dir()
+
+
+def test_attribute_shares_with_and_without_label_columns(src):
+    "Rarity (share of training images showing an attribute) is the same read from SynthDerm's labels or its masks."
+    from dermxai.models_tatl import _attribute_table
+    direct = _attribute_table(src, ISIC_ATTRIBUTES, {})
+    bare = SynthSource(src.ds)
+    bare.labels = bare.labels.drop(columns=[c for c in bare.labels if c.startswith('attr_')])
+    assert _attribute_table(bare, ISIC_ATTRIBUTES, {}) == direct
+    assert 0 < min(v['train_image_share'] for v in direct.values()) < max(v['train_image_share'] for v in direct.values()) < 1
