@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the machine's pip configuration lists local mirrors that may be absent; their warnings are noise
-PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: install tour test test-nbs test-slow test-py check-export readme bench clean
+.PHONY: install tour test test-nbs test-slow test-py check-export readme bench clean chromium
 
 # (re)install when the venv is missing or the package definition changed
 $(STAMP): setup.py settings.ini pyproject.toml
@@ -31,14 +31,24 @@ check-export: $(STAMP)
 	@$(BIN)/nbdev_export
 	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
+# NBFLAGS=slow also runs the cells marked `#| slow` (CI does: every notebook top to bottom)
+NBFLAGS ?=
 test-nbs: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
 
 test-slow: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
 
-test-py: $(STAMP)
+test-py: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -q -ra
+
+# the browser tests drive Debian's chromium through Playwright (never `playwright install`, which downloads a browser)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@test -x $(CHROMIUM) || { echo "Installing Debian chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium could not be installed: the browser tests will skip (and fail under CI=true)"
 
 readme: $(STAMP)
 	$(BIN)/python tools/readme.py

@@ -127,6 +127,7 @@ def open_source(data:str|Path='synth', n:int=600, size:int=64, seed:int=0, fmt:s
     path = Path(data).expanduser()
     if not path.exists(): raise DataError('no such file or folder', file=path, expected="'synth', a SynthDerm .nc file or a data-set folder")
     if path.suffix == '.nc': return SynthSource.load(path)
+    import dermxai.data   # registers the real layouts (ISIC 2017/2018, HAM10000, Derm7pt)
     if fmt is not None:
         if fmt not in _SOURCES: raise DataError('unknown data format', field='format', value=fmt, expected=f'one of {sorted(_SOURCES)}')
         return _SOURCES[fmt][1](path, **kw)
@@ -262,17 +263,22 @@ class LesionLocationDataset(TaskDataset):
     def targets(self, i): return {'lesion': torch.from_numpy(self._lesion[i]), 'location': int(self._loc[i])}
 
 # %% ../nbs/02_datasets.ipynb #f75b834e
+def _stream_seed(seed:int, epoch:int, purpose:int) -> int:
+    "A 63-bit seed for (seed, epoch, purpose): distinct pairs give unrelated streams, negative seeds included."
+    return int(np.random.SeedSequence([seed & (2**64 - 1), epoch, purpose]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
 class ClassWeightedSampler(torch.utils.data.Sampler):
     "Draw `num_samples` (default: len(y)) cases with replacement, each with weight 1 / count of its class."
     def __init__(self, y, seed:int=0, num_samples:int|None=None):
         y = np.asarray(y)
+        if len(y) == 0: raise DataError('no cases to sample from', field='y', value=0, expected='at least one case')
         _, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
         self.weights = torch.as_tensor(1.0 / counts[inv], dtype=torch.double)
         self.num_samples, self.seed, self.epoch = int(num_samples or len(y)), seed, 0
     def set_epoch(self, epoch:int): self.epoch = epoch
     def __len__(self): return self.num_samples
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch)
+        g = torch.Generator().manual_seed(_stream_seed(self.seed, self.epoch, 1))
         return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=g).tolist())
 
 # %% ../nbs/02_datasets.ipynb #68e0a98c
@@ -290,15 +296,24 @@ class BalancedBatchSampler(torch.utils.data.Sampler):
     def set_epoch(self, epoch:int): self.epoch = epoch
     def __len__(self): return self.num_batches
     def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch, 3])
+        rng = np.random.default_rng(_stream_seed(self.seed, self.epoch, 3))
         n = len(self.labels)
         for _ in range(self.num_batches):
-            batch = np.concatenate([rng.choice(g, min(self.k, len(g)), replace=False) for g in self.groups])
+            taken = np.zeros(n, bool)
+            for g in self.groups:            # k distinct cases of every label (all it has if fewer); a case counts for each of its labels
+                short = min(self.k, len(g)) - int(taken[g].sum())
+                if short > 0: taken[rng.choice(g[~taken[g]], short, replace=False)] = True
+            batch = np.flatnonzero(taken)
             extra = self.batch_size - len(batch)
-            if extra > 0: batch = np.concatenate([batch, rng.choice(n, extra, replace=extra > n)])
+            if extra > 0:                    # top up with cases not yet in the batch; repeats only when the split is smaller
+                rest = np.flatnonzero(~taken)
+                fill = rng.choice(rest, min(extra, len(rest)), replace=False)
+                batch = np.concatenate([batch, fill, rng.choice(n, extra - len(fill), replace=True)])
             yield rng.permutation(batch).tolist()
 
 def batch_label_weights(target:torch.Tensor, num_classes:int) -> torch.Tensor:
     "Per-class weights w_j = max_k n_k / n_j from the labels in one batch (classes absent from the batch get 0)."
     counts = torch.bincount(target, minlength=num_classes).float()
+    if counts.numel() > num_classes: raise DataError('label out of range', field='target', value=int(target.max()),
+                                                     expected=f'class indices below {num_classes}')
     return torch.where(counts > 0, counts.max() / counts.clamp_min(1), torch.zeros_like(counts))

@@ -24,7 +24,8 @@ from .losses import ClassificationMetrics, Metric, focal_loss
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RESNET_LAYERS', 'Normalize', 'save_weights', 'read_weights', 'load_weights',
-           'ResNetClassifier', 'register_system', 'system_names', 'get_system', 'System', 'ResNetSystem']
+           'ResNetClassifier', 'class_activation_map', 'register_system', 'system_names', 'get_system', 'System',
+           'ResNetSystem']
 
 # %% ../nbs/10_models.ipynb #9a1e7a5d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -104,6 +105,20 @@ class ResNetClassifier(nn.Module):
 
     def forward(self, x): return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))
 
+# %% ../nbs/10_models.ipynb #c4a10002
+def class_activation_map(features:torch.Tensor, weights:torch.Tensor, size=None) -> torch.Tensor:
+    "CAM (eq. 13 of the ARL paper): M = sum_k w_k f_k for `features` (N, K, h, w) and `weights` (K,) or (N, K) -> (N, h, w), bilinearly upsampled to `size` (int or (H, W))."
+    if features.ndim != 4: raise DermxaiError(f'features must be (N, K, h, w), got shape {tuple(features.shape)}')
+    w = weights.to(features.dtype)
+    if w.ndim == 1: w = w.expand(features.shape[0], -1)
+    if w.shape != features.shape[:2]:
+        raise DermxaiError(f'weights {tuple(weights.shape)} do not fit features {tuple(features.shape)}: expected (K,) or (N, K)')
+    cam = torch.einsum('nk,nkhw->nhw', w, features)
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        cam = F.interpolate(cam[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
+    return cam
+
 # %% ../nbs/10_models.ipynb #e898e933
 _REGISTRY: dict[str, tuple[type, dict]] = {}
 
@@ -135,7 +150,7 @@ def get_system(name:str) -> 'System':
     cls, fixed = _REGISTRY[name]
     return cls(name, **fixed)
 
-# %% ../nbs/10_models.ipynb #6e967392
+# %% ../nbs/10_models.ipynb #62e2de34
 class System:
     "A published system: network, data, loss, metrics, optimiser, callbacks and profiles. Subclass and register."
     paper: str = ''
@@ -144,7 +159,7 @@ class System:
     option_help: dict = {}                  # option -> help text for the command line
     profiles: dict = {                      # TrainConfig overrides per profile
         'quick': dict(n=600, size=64, epochs=3, batch_size=32),
-        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4)}
+        'full': dict(n=4000, size=224, epochs=60, batch_size=32, num_workers=4, channels_last=True)}
 
     def __init__(self, name:str, **fixed): self.name, self.fixed = name, fixed
 
@@ -258,6 +273,19 @@ class System:
         "Scores of a trained run on `split` of its data (override for multi-network systems)."
         from dermxai.train import evaluate_run
         return evaluate_run(run_dir, split=split, device=device, progress=progress)
+
+    # --- reporting (read by the tour's report) ---------------------------------------------------------------------------
+    def paper_table(self, run_dir:str|Path):
+        """The run's test results as a `pandas.DataFrame` shaped like its paper's results table (rows and columns as
+        published). `attrs['caption']` names the table; `attrs['paper']`, where the notebook cites them, holds the
+        published numbers in the same shape. Default: one row (the system) of its scalar test metrics."""
+        import pandas as pd
+        from dermxai.core import load_json
+        m = load_json(Path(run_dir)/'metrics.json')
+        row = {k: v for k, v in (m.get('test') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'loss'}
+        df = pd.DataFrame([row], index=pd.Index([self.name], name='method'))
+        df.attrs['caption'] = f'{self.name}: test-split scores'
+        return df
 
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, {self.fixed})'
 

@@ -26,6 +26,16 @@ TOUR = {  # run name -> (system, config overrides per profile)
     'tatl': ('tatl', {'quick': dict(epochs=2, batch_size=16, steps_per_epoch=13), 'full': dict(epochs=100)}),
 }
 
+def _tour_explanations(run_dir:Path, fresh:bool, progress:bool) -> str:
+    "Explain 16 test cases of a tour run (RUN/explanations.nc, read by the widgets); what went wrong otherwise."
+    from dermxai.core import DermxaiError
+    from dermxai.explain import explain_run, save_explanations
+    path = run_dir/'explanations.nc'
+    if path.exists() and not fresh: return str(path)
+    try: save_explanations(explain_run(run_dir, n=16, methods=('cam', 'gradcam', 'saliency', 'native'), progress=progress), path)
+    except (DermxaiError, NotImplementedError) as e: return f'not explained: {e}'
+    return str(path)
+
 def run_tour(out:str|Path='tour', profile:str|None=None, fresh:bool=False, progress:bool=True, runs=None,
              seed:int=0) -> dict:
     "Generate SynthDerm, train every run of `TOUR` (or `runs`), write OUT/summary.json; returns the summary."
@@ -51,7 +61,8 @@ def run_tour(out:str|Path='tour', profile:str|None=None, fresh:bool=False, progr
         t = time.perf_counter()
         done = run_dir/'metrics.json'
         metrics = load_json(done) if done.exists() and not fresh else system.run(cfg, run_dir, resume=run_dir.exists(), progress=progress)
-        summary['runs'][name] = {'system': sys_name, 'dir': str(run_dir), 'seconds': time.perf_counter() - t, **metrics}
+        summary['runs'][name] = {'system': sys_name, 'dir': str(run_dir), 'seconds': time.perf_counter() - t, **metrics,
+                                 'explanations': _tour_explanations(run_dir, fresh, progress)}
     summary['seconds'] = time.perf_counter() - t0
     save_json(out/'summary.json', summary)
     return summary

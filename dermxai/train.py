@@ -13,8 +13,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import xarray as xr
+from torch.nn.parallel import DistributedDataParallel
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -26,8 +28,9 @@ from .losses import Metric
 from .models import System, get_system, read_weights, save_weights
 
 # %% auto #0
-__all__ = ['epoch_seed', 'SeededSampler', 'Callback', 'record', 'history_dataset', 'CheckpointError', 'NonFiniteLossError',
-           'save_checkpoint', 'load_checkpoint', 'Trainer', 'fit_system', 'Run', 'load_run', 'evaluate_run']
+__all__ = ['epoch_seed', 'SeededSampler', 'distributed_env', 'init_distributed', 'ShardedSampler', 'ShardedBatchSampler',
+           'Callback', 'record', 'history_dataset', 'CheckpointError', 'NonFiniteLossError', 'save_checkpoint',
+           'load_checkpoint', 'Trainer', 'fit_system', 'Run', 'load_run', 'evaluate_run']
 
 # %% ../nbs/20_train.ipynb #399bd6cf
 def epoch_seed(seed:int, epoch:int, salt:int=0) -> int:
@@ -45,6 +48,46 @@ class SeededSampler(Sampler):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 # %% ../nbs/20_train.ipynb #9aba8a4b
+def distributed_env() -> tuple[int, int, int]:
+    "(rank, local_rank, world_size) as torchrun sets them; (0, 0, 1) in a plain process."
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('LOCAL_RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+
+def init_distributed(device=None) -> torch.device:
+    "Join torchrun's process group (NCCL on GPUs, Gloo on CPUs) if there is one; returns this process's device."
+    rank, local, world = distributed_env()
+    if world == 1: return get_device(device)
+    cuda = torch.cuda.is_available() and (device is None or str(device).startswith('cuda'))
+    if cuda: torch.cuda.set_device(local)
+    if not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
+    return torch.device('cuda', local) if cuda else torch.device('cpu')
+
+def _barrier():
+    if dist.is_available() and dist.is_initialized(): dist.barrier()
+
+class ShardedSampler(Sampler):
+    "Rank `rank` of `world`'s share of `base`'s order: every `world`-th index, the tail trimmed to equal shares."
+    def __init__(self, base:Sampler, rank:int, world:int): self.base, self.rank, self.world = base, rank, world
+    def set_epoch(self, epoch:int):
+        if hasattr(self.base, 'set_epoch'): self.base.set_epoch(epoch)
+    def __len__(self): return len(self.base) // self.world
+    def __iter__(self):
+        order = list(self.base)
+        return iter(order[self.rank:len(order) // self.world * self.world:self.world])
+
+class ShardedBatchSampler(Sampler):
+    "Rank `rank`'s share of each batch of a batch sampler (a batch is padded by wrapping to a multiple of `world`)."
+    yields_batches = True
+    def __init__(self, base, rank:int, world:int): self.base, self.rank, self.world = base, rank, world
+    def set_epoch(self, epoch:int):
+        if hasattr(self.base, 'set_epoch'): self.base.set_epoch(epoch)
+    def __len__(self): return len(self.base)
+    def __iter__(self):
+        for b in self.base:
+            b = list(b)
+            if len(b) % self.world: b = b + b[:self.world - len(b) % self.world]
+            yield b[self.rank::self.world]
+
+# %% ../nbs/20_train.ipynb #3f6bd88f
 class Callback:
     "Hooks into training. `on_epoch_end` may return {name: number or DataArray} to record in the history."
     def on_fit_start(self, trainer): pass
@@ -59,7 +102,7 @@ class record(Callback):
     def on_epoch_end(self, trainer, epoch):
         with torch.no_grad(): return {self.name: self.fn(trainer.module)}
 
-# %% ../nbs/20_train.ipynb #e4e6d635
+# %% ../nbs/20_train.ipynb #559d82a2
 def history_dataset(records:list[dict]) -> xr.Dataset:
     "Per-epoch records (dicts with 'epoch' and numbers or DataArrays) as one Dataset with dimension `epoch`."
     epochs = [int(r['epoch']) for r in records]
@@ -82,7 +125,7 @@ def _record_from_json(rec:dict) -> dict:
     return {k: (xr.DataArray.from_dict(v['__xarray__']) if isinstance(v, dict) and '__xarray__' in v else v)
             for k, v in rec.items()}
 
-# %% ../nbs/20_train.ipynb #559d82a2
+# %% ../nbs/20_train.ipynb #1e3d413d
 class CheckpointError(DermxaiError):
     "A checkpoint that cannot be read."
 
@@ -143,7 +186,7 @@ def load_checkpoint(path:str|Path) -> tuple[dict, dict]:
     model_sd = {k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')}
     return model_sd, state
 
-# %% ../nbs/20_train.ipynb #796ef2f7
+# %% ../nbs/20_train.ipynb #ae2d4fe8
 def _to_device(batch, device, non_blocking=True, channels_last=False):
     if isinstance(batch, torch.Tensor):
         t = batch.to(device, non_blocking=non_blocking)
@@ -163,20 +206,28 @@ class Trainer:
                  device=None, amp:bool=True, batch_size:int=32, num_workers:int=0, sampler:Sampler|None=None,
                  steps_per_epoch:int|None=None, patience:int|None=None, monitor:str='valid_loss', mode:str='min',
                  grad_clip:float|None=None, seed:int=0, channels_last:bool=False, compile:bool=False,
-                 progress:bool=True, lr:float=1e-3):
+                 progress:bool=True, lr:float=1e-3, sync_bn:bool=True):
         if mode not in ('min', 'max'): raise DataError('unknown mode', field='mode', value=mode, expected="'min' or 'max'")
-        self.device = get_device(device)
+        self.rank, self.local_rank, self.world = distributed_env()
+        self.device = init_distributed(device)
+        cuda = self.device.type == 'cuda'
+        if cuda: torch.backends.cudnn.benchmark = True    # fixed input sizes: let cuDNN pick its fastest kernels
+        if self.world > 1 and cuda and sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # GPU-only in PyTorch
         self.module = model.to(self.device)
-        self.channels_last = channels_last and self.device.type == 'cuda'
+        self.channels_last = channels_last and cuda
         if self.channels_last: self.module = self.module.to(memory_format=torch.channels_last)
-        self.model = torch.compile(self.module) if compile else self.module
+        wrapped = (DistributedDataParallel(self.module, device_ids=[self.local_rank] if cuda else None)
+                   if self.world > 1 else self.module)
+        self.model = torch.compile(wrapped) if compile else wrapped
         self.loss_fn, self.metrics, self.callbacks = loss_fn, metrics or Metric(), list(callbacks)
         self.optimizer = optimizer or torch.optim.Adam(self.module.parameters(), lr=lr)
         self.scheduler, self.out = scheduler, (Path(out) if out is not None else None)
+        if batch_size % self.world: raise DataError('the global batch must split evenly over the processes',
+                                                    field='batch_size', value=batch_size, expected=f'a multiple of {self.world}')
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.rank_batch_size = batch_size // self.world
         self.steps_per_epoch, self.patience, self.monitor, self.mode = steps_per_epoch, patience, monitor, mode
         self.grad_clip, self.progress = grad_clip, progress
-        cuda = self.device.type == 'cuda'
         self.amp_dtype = ((torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if amp and cuda else None)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
         self._gen = torch.Generator()
@@ -187,18 +238,29 @@ class Trainer:
         self.check_every = 1 if self.device.type == 'cpu' else 16
 
     @property
-    def is_main(self) -> bool: return int(os.environ.get('RANK', 0)) == 0
+    def is_main(self) -> bool: return self.rank == 0
 
     def _loader(self, data, train:bool, sampler=None):
+        "A DataLoader over `data` (a Dataset; DataLoaders pass through). Training data is sharded over the processes."
         if isinstance(data, DataLoader) or data is None: return data
         cuda = self.device.type == 'cuda'
+        shard = train and self.world > 1
         if getattr(sampler, 'yields_batches', False) or isinstance(sampler, torch.utils.data.BatchSampler):
+            if shard: sampler = ShardedBatchSampler(sampler, self.rank, self.world)
             return DataLoader(data, batch_sampler=sampler, num_workers=self.num_workers, pin_memory=cuda,
                               generator=self._gen, persistent_workers=False)
         if sampler is None: sampler = SeededSampler(len(data), self.seed, shuffle=train)
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          pin_memory=cuda, drop_last=train and len(sampler) > self.batch_size,
+        drop_last = train and len(sampler) > self.batch_size
+        if shard: sampler = ShardedSampler(sampler, self.rank, self.world)
+        return DataLoader(data, batch_size=self.rank_batch_size if train else self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers, pin_memory=cuda, drop_last=drop_last,
                           generator=self._gen, persistent_workers=False)
+
+    def _all_reduce(self, t:torch.Tensor) -> torch.Tensor:
+        "Sum over the processes (a no-op in one process)."
+        if self.world > 1:
+            t = t.clone(); dist.all_reduce(t)
+        return t
 
     # --- one epoch ---------------------------------------------------------------------------------------------
     def _batches(self, epoch:int):
@@ -215,13 +277,14 @@ class Trainer:
             passes += 1
             if not self.steps_per_epoch: return
 
-    def _forward(self, batch):
+    def _forward(self, batch, model=None):
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            outputs = self.model(batch['image'])
+            outputs = (model or self.model)(batch['image'])
             res = self.loss_fn(outputs, batch)
         return outputs, (res if isinstance(res, dict) else {'loss': res})
 
     def _check(self, total, epoch, step):
+        total = self._all_reduce(total)   # every process sees a NaN at the same step, so none waits forever
         if not torch.isfinite(total):
             where = f'epoch {epoch + 1}, step {step + 1}' if self.check_every == 1 else f'epoch {epoch + 1}, steps up to {step + 1}'
             kept = (f'the last good checkpoint (epoch {self.epoch}) is kept in {self.out/"checkpoint.safetensors"}'
@@ -235,7 +298,7 @@ class Trainer:
         seed_everything(epoch_seed(self.seed, epoch))
         n_steps = self.steps_per_epoch or len(self.train_loader)
         sums, n_seen, data_time = {}, 0, 0.0
-        bar = tqdm(total=n_steps, desc=f'epoch {epoch + 1}', leave=False, disable=not self.progress, unit='batch')
+        bar = tqdm(total=n_steps, desc=f'epoch {epoch + 1}', leave=False, disable=not (self.progress and self.is_main), unit='batch')
         t_start = time.perf_counter()
         it = self._batches(epoch)
         for step in range(n_steps):
@@ -258,10 +321,14 @@ class Trainer:
             self.scaler.update()
             for cb in self.callbacks: cb.on_step_end(self, step)
             bar.update()
-            if self.progress and step % 20 == 0: bar.set_postfix(loss=f"{(sums['loss'] / n_seen).item():.4f}")
+            if self.progress and self.is_main and step % 20 == 0: bar.set_postfix(loss=f"{(sums['loss'] / n_seen).item():.4f}")
         bar.close()
         if self.device.type == 'cuda': torch.cuda.synchronize()
         t = time.perf_counter() - t_start
+        if self.world > 1:   # the epoch's losses over all processes, so that every rank records the same numbers
+            keys = sorted(sums)
+            tot = self._all_reduce(torch.stack([sums[k] for k in keys] + [torch.tensor(float(n_seen), device=self.device)]))
+            sums, n_seen = dict(zip(keys, tot[:-1])), int(tot[-1].item())
         rec = {f'train_{k}': (v / n_seen).item() for k, v in sums.items()}
         rec.update(time_train_s=t, data_time_share=data_time / t if t else 0.0, images_per_s=n_seen / t if t else 0.0)
         return rec
@@ -271,11 +338,11 @@ class Trainer:
         "Loss and metrics on `data` (a Dataset or DataLoader; default: the validation set)."
         loader = self.valid_loader if data is None else self._loader(data, train=False)
         if loader is None: return {}
-        self.model.eval(); self.metrics.reset()
+        self.module.eval(); self.metrics.reset()
         sums, n = {}, 0
-        for batch in tqdm(loader, desc='evaluate', leave=False, disable=not self.progress, unit='batch'):
+        for batch in tqdm(loader, desc='evaluate', leave=False, disable=not (self.progress and self.is_main), unit='batch'):
             batch = _to_device(batch, self.device, channels_last=self.channels_last)
-            outputs, parts = self._forward(batch)
+            outputs, parts = self._forward(batch, self.module)
             bs = _batch_size(batch)
             for k, v in parts.items(): sums[k] = sums.get(k, 0) + v.float() * bs
             n += bs
@@ -294,16 +361,19 @@ class Trainer:
         "Train up to `epochs` epochs (continuing from the checkpoint in `out` when `resume`); returns the history."
         if resume and self.out is not None and (self.out/'checkpoint.safetensors').exists(): self.load()
         for cb in self.callbacks: cb.on_fit_start(self)
-        bar = tqdm(total=epochs, initial=self.epoch, desc='training', disable=not self.progress, unit='epoch')
+        bar = tqdm(total=epochs, initial=self.epoch, desc='training', disable=not (self.progress and self.is_main), unit='epoch')
         while self.epoch < epochs and not self.stopped:
             epoch = self.epoch
             for cb in self.callbacks: cb.on_epoch_start(self, epoch)
             rec = {'epoch': epoch + 1, **self.train_epoch(epoch)}
-            t0 = time.perf_counter()
-            rec.update(self.evaluate(prefix='valid_'))
-            rec['time_valid_s'] = time.perf_counter() - t0
+            if self.is_main:   # validation on rank 0 only: the replicas hold the same weights
+                t0 = time.perf_counter()
+                rec.update(self.evaluate(prefix='valid_'))
+                rec['time_valid_s'] = time.perf_counter() - t0
             rec['lr'] = self.optimizer.param_groups[0]['lr']
             for cb in self.callbacks: rec.update(cb.on_epoch_end(self, epoch) or {})
+            if self.world > 1:
+                box = [rec]; dist.broadcast_object_list(box, src=0); rec = box[0]
             if self.scheduler is not None:
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau): self.scheduler.step(rec.get(self.monitor))
                 else: self.scheduler.step()
@@ -373,8 +443,9 @@ class Trainer:
             self.module.load_state_dict(sd)
         if self.is_main:
             save_weights(self.module, self.out/'model.safetensors', {'epoch': self.best_epoch or self.epoch})
+        _barrier()
 
-# %% ../nbs/20_train.ipynb #bc8da776
+# %% ../nbs/20_train.ipynb #fd2ad86d
 def _check_resumable(saved:TrainConfig, cfg:TrainConfig, out:Path) -> TrainConfig:
     "A resumed run must keep its configuration; only `epochs` (and device/workers/progress) may change."
     free = {'epochs', 'device', 'num_workers', 'patience'}
@@ -397,11 +468,17 @@ def fit_system(system:System|str, cfg:TrainConfig, out:str|Path, resume:bool=Fal
         done = load_json(out/'metrics.json')
         if done.get('epochs_planned') == cfg.epochs: return done
     t0 = time.perf_counter()
-    source = source if source is not None else open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=progress)
+    rank, _, world = distributed_env()
+    if world > 1: init_distributed(cfg.device)
+    if rank != 0: _barrier()           # rank 0 renders (and caches) SynthDerm first; the others then read the cache
+    source = source if source is not None else open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed,
+                                                           progress=progress and rank == 0)
+    if rank == 0 and world > 1: _barrier()
     cfg = system.prepare(cfg, source)
     if resume and (out/'config.json').exists(): cfg = _check_resumable(TrainConfig.load(out/'config.json'), cfg, out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out/'config.json')
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out/'config.json')
     seed_everything(cfg.seed)
     dss = system.datasets(cfg, source)
     model = system.build_model(cfg)
@@ -414,16 +491,20 @@ def fit_system(system:System|str, cfg:TrainConfig, out:str|Path, resume:bool=Fal
                       patience=cfg.patience, monitor=monitor, mode=mode, grad_clip=cfg.grad_clip, seed=cfg.seed,
                       channels_last=cfg.channels_last, compile=cfg.compile, progress=progress)
     hist = trainer.fit(cfg.epochs, resume=resume)
-    test = trainer.evaluate(dss['test'])
-    result = {'system': system.name, 'profile': cfg.profile, 'data': str(cfg.data), 'device': str(trainer.device),
-              'epochs_planned': cfg.epochs, 'epochs_run': int(hist.sizes['epoch']), 'best_epoch': trainer.best_epoch,
-              'monitor': monitor, 'best': trainer.best, 'test': test, 'cases': {s: len(d) for s, d in dss.items()},
-              'train_time_s': float(hist.time_train_s.sum()), 'images_per_s': float(hist.images_per_s.mean()),
-              'wall_time_s': time.perf_counter() - t0}
-    if trainer.is_main: save_json(out/'metrics.json', result)
+    result = {}
+    if trainer.is_main:
+        test = trainer.evaluate(dss['test'])
+        result = {'system': system.name, 'profile': cfg.profile, 'data': str(cfg.data), 'device': str(trainer.device),
+                  'processes': world, 'epochs_planned': cfg.epochs, 'epochs_run': int(hist.sizes['epoch']),
+                  'best_epoch': trainer.best_epoch, 'monitor': monitor, 'best': trainer.best, 'test': test,
+                  'cases': {s: len(d) for s, d in dss.items()}, 'train_time_s': float(hist.time_train_s.sum()),
+                  'images_per_s': float(hist.images_per_s.mean()), 'wall_time_s': time.perf_counter() - t0}
+        save_json(out/'metrics.json', result)
+    if world > 1:
+        _barrier(); dist.destroy_process_group()
     return result
 
-# %% ../nbs/20_train.ipynb #5d43a9d0
+# %% ../nbs/20_train.ipynb #fd6dc954
 @dataclass
 class Run:
     "A trained run directory: its `system`, `cfg`, `model` (best weights, eval mode), `history` and `metrics`."

@@ -15,7 +15,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv('DERMXAI_DEVICE', 'cpu')
 
 
-def dermxai(*args, check=False, timeout=600, **kw):
+def dermxai(*args, check=False, timeout=1500, **kw):
     "Run the installed `dermxai` command; returns the CompletedProcess (text)."
     res = subprocess.run([str(BIN/'dermxai'), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                          env={**os.environ}, **kw)
