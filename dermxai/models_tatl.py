@@ -231,7 +231,7 @@ class TATLModel(nn.Module):
         out = paste_back(maps[:, None] if squeeze else maps, self.last_boxes, height, width, fill=fill)
         return out[:, 0] if squeeze else out
 
-# %% ../nbs/13_models_tatl.ipynb #7aea8525
+# %% ../nbs/13_models_tatl.ipynb #27ba52b6
 def _box_table(path) -> xr.Dataset:
     with xr.open_dataset(path) as ds: return ds.load()
 
@@ -240,6 +240,11 @@ def _stage_boxes(path, split:str|None, train_crops:str) -> np.ndarray:
     ds = _box_table(path)
     use_truth = train_crops == 'truth' and split in ('train', 'valid')
     return (ds.box_truth if use_truth else ds.box_predicted).values
+
+def _table2_row(variant:str, freeze:bool) -> str:
+    "Row label of Table 2: the stage combination, with the strategy where target segmenters start from stage 2."
+    v = ','.join(map(str, parse_stages(variant)))
+    return f"{TABLE2[v]} ({'TATL-Freeze' if freeze else 'TATL-Non-Freeze'})" if '2' in v else TABLE2[v]
 
 @register_system('tatl')
 class TATL(System):
@@ -384,6 +389,36 @@ class TATL(System):
         if cfg.options.get('stage'): return evaluate_run(run_dir, split=split, device=device, progress=progress)
         run = load_run(run_dir, device)
         return score_tatl(run.model, run.cfg, run.source(progress), split, device=device, progress=progress)['metrics']
+
+    def paper_table(self, run_dir:str|Path) -> pd.DataFrame:
+        """Test Jaccard per attribute and their average in the shape of Table 2 of Nguyen et al.: one row per stage
+        combination (and strategy). `run_dir` is one run (one row), or a `tatl_ablation` directory or its `ablation.nc`
+        (a row per variant, the mean over its seeds)."""
+        run_dir = Path(run_dir)
+        abl = run_dir if run_dir.suffix == '.nc' else run_dir/'ablation.nc'
+        if abl.exists():
+            with xr.open_dataset(abl) as ds: ds = ds.load()
+            freeze, attrs, seeds = bool(ds.attrs.get('freeze')), list(ds.attribute.values), list(ds.seed.values)
+            J = ds.jaccard.mean('seed').to_pandas()
+            J.index = [_table2_row(v, freeze) for v in ds.variant.values]
+            J['average'] = ds.jaccard.mean('attribute').mean('seed').values
+            paper = ds.paper_jaccard.to_pandas()
+            paper.index, paper['average'] = J.index, paper.mean(1, skipna=False)
+            note = f'mean over seeds {seeds}'
+        else:
+            m = load_json(run_dir/'metrics.json')
+            attrs = list(m['attributes'])
+            v = ','.join(map(str, m['stages']))
+            J = pd.DataFrame([[m['test'][f'jaccard_{a}'] for a in attrs]], columns=attrs, index=[_table2_row(v, m['freeze'])])
+            J['average'] = m['test']['jaccard']
+            paper = pd.DataFrame([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs]], columns=attrs, index=J.index)
+            paper['average'] = paper.mean(1, skipna=False)
+            note = f"seed {TrainConfig.load(run_dir/'config.json').seed}"
+        J.index.name = J.columns.name = None
+        J.attrs['caption'] = (f'Table 2 of Nguyen et al. (TATL): test Jaccard index per attribute (ISIC 2018 Task 2 '
+                              f'scoring, set level) by stage combination; {note}')
+        if paper.notna().any().any(): J.attrs['paper'] = paper   # only numbers we found (PAPER_TABLE2); none so far
+        return J
 
 class _Stage(TATL):
     "One network of a TATL run as `fit_system` trains it: started from `init` (the union segmenter) or the encoder file."
@@ -543,7 +578,7 @@ def tatl_overlays(run_dir:str|Path, cases=None, masks=None, tile:int=96, source:
     for k, name in enumerate(['image', *masks]): draw.text((k * tile + 2, 1), name[:16], fill=(0, 0, 0))
     return grid
 
-# %% ../nbs/13_models_tatl.ipynb #4252d941
+# %% ../nbs/13_models_tatl.ipynb #fae4e68d
 PAPER_TABLE2: dict[str, dict[str, float]] = {}   # variant -> attribute -> Jaccard; not found, left empty on purpose
 
 def tatl_ablation(out:str|Path, data:str='synth', profile:str='quick', seeds=(0,), options:dict|None=None,
@@ -585,7 +620,7 @@ def tatl_ablation(out:str|Path, data:str='synth', profile:str='quick', seeds=(0,
     return ds
 
 def ablation_table(ds:xr.Dataset) -> pd.DataFrame:
-    "The ablation as rows (variant, attribute incl. 'mean'): mean and std over seeds of Jaccard and Dice, the paper's Jaccard."
+    "The ablation as rows (variant, attribute incl. 'mean'): mean and std over the seeds run of Jaccard and Dice, the paper's Jaccard."
     rows = []
     for v in ds.variant.values:
         sub = ds.sel(variant=v)
@@ -595,7 +630,7 @@ def ablation_table(ds:xr.Dataset) -> pd.DataFrame:
             paper = sub.paper_jaccard.mean('attribute').item() if a == 'mean' else sub.paper_jaccard.sel(attribute=a).item()
             share = np.nan if a == 'mean' else ds.train_image_share.sel(attribute=a).item()
             rows.append({'variant': v, 'stages': str(sub.label.item()), 'attribute': a, 'train_image_share': share,
-                         'jaccard_mean': float(j.mean()), 'jaccard_std': float(j.std(ddof=1)) if j.size > 1 else np.nan,
-                         'dice_mean': float(d.mean()), 'dice_std': float(d.std(ddof=1)) if d.size > 1 else np.nan,
-                         'seeds': int(j.size), 'paper_jaccard': paper})
+                         'jaccard_mean': float(j.mean()), 'jaccard_std': float(j.std(ddof=1)) if j.count() > 1 else np.nan,
+                         'dice_mean': float(d.mean()), 'dice_std': float(d.std(ddof=1)) if d.count() > 1 else np.nan,
+                         'seeds': int(j.count()), 'paper_jaccard': paper})
     return pd.DataFrame(rows)

@@ -11,9 +11,12 @@ networks' initialisation and batch order) and writes to experiments/results/:
 Runs (weights, histories) go to --work (default: $DERMXAI_HOME/experiments/tatl_ablation), not into the repository;
 finished runs are reused, so the script can be interrupted and started again.
 
-    python experiments/tatl_ablation.py [--seeds 0 1 2] [--profile quick] [--epochs E] [--n N]
+    python experiments/tatl_ablation.py [--seeds 0 1 2] [--stage1-seeds 0] [--profile quick] [--epochs E] [--n N]
+
+The claim needs Stage 3 and Stages 2,3 over all --seeds; the two variants with Segment-Net (Stages 1,3 and 1,2,3)
+cost one more network each and may be run over fewer seeds (--stage1-seeds; missing seeds are NaN in the table).
 """
-import argparse, json, shutil, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +59,40 @@ def claim(ds, work: Path) -> dict:
             entry[a] = {'jaccard_per_seed': [float(x) for x in j.sel(attribute=a).values],
                         'minus_stage3_per_seed': [float(x) for x in diff],
                         'minus_stage3_mean': float(np.nanmean(diff)),
-                        'seeds_better_than_stage3': int(np.sum(diff > 0))}
+                        'seeds_better_than_stage3': int(np.sum(diff > 0)), 'seeds_run': int(np.sum(np.isfinite(diff)))}
         if '2' in str(v):   # the union segmenter's own mask, scored as each rare attribute
-            base_j = [union_as_attribute(work/f"stages{str(v).replace(',', '')}"/f'seed{int(s)}', rare) for s in ds.seed.values]
+            dirs = [work/f"stages{str(v).replace(',', '')}"/f'seed{int(s)}' for s in ds.seed.values]
+            base_j = [union_as_attribute(d, rare) if (d/'predictions.nc').exists() else dict.fromkeys(rare, float('nan')) for d in dirs]
             for a in rare: entry[a]['union_mask_as_prediction_per_seed'] = [float(b[a]) for b in base_j]
         out['variants'][str(v)] = entry
     return out
 
 
+def merge_parts(both, stage1) -> xr.Dataset:
+    """One ablation Dataset, Table 2's four rows: Stage 3 / Stages 2,3 over all seeds, the Segment-Net variants one seed per
+    part; NaN where a variant or seed was not run."""
+    parts, variants = [both, *stage1], list(TABLE2)
+    seeds = sorted({int(s) for p in parts for s in p.seed.values})
+    ds = xr.Dataset({k: xr.DataArray(np.nan, coords={'variant': variants, 'seed': seeds, 'attribute': both.attribute.values},
+                                     dims=('variant', 'seed', 'attribute')).copy() for k in ('jaccard', 'dice')})
+    ds['paper_jaccard'] = xr.DataArray(np.nan, coords={'variant': variants, 'attribute': both.attribute.values},
+                                       dims=('variant', 'attribute')).copy()
+    for p in parts:
+        for k in ('jaccard', 'dice'): ds[k].loc[dict(variant=p.variant.values, seed=p.seed.values)] = p[k].transpose('variant', 'seed', 'attribute').values
+        ds['paper_jaccard'].loc[dict(variant=p.variant.values)] = p.paper_jaccard.values
+    ds['train_image_share'] = both.train_image_share
+    ds = ds.assign_coords(label=('variant', list(TABLE2.values())))
+    ds.attrs = dict(both.attrs)
+    return ds
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--stage1-seeds', type=int, nargs='+', default=None,
+                    help='seeds for Stages 1,3 and 1,2,3 (default: --seeds)')
+    ap.add_argument('--stage1-variants', nargs='*', default=['1,3', '1,2,3'], choices=['1,3', '1,2,3'],
+                    help='which Segment-Net variants to run (the others are NaN rows)')
     ap.add_argument('--profile', default='quick'); ap.add_argument('--data-seed', type=int, default=0)
     ap.add_argument('--epochs', type=int); ap.add_argument('--n', type=int); ap.add_argument('--size', type=int)
     ap.add_argument('--arch'); ap.add_argument('--encoder'); ap.add_argument('--freeze', action='store_true')
@@ -74,12 +100,15 @@ def main():
     a = ap.parse_args()
     work = Path(a.work) if a.work else dermxai_home()/'experiments'/'tatl_ablation'
     t0 = time.perf_counter()
-    ds = tatl_ablation(work, data='synth', profile=a.profile, seeds=a.seeds, data_seed=a.data_seed,
-                       options={'arch': a.arch, 'encoder': a.encoder, 'freeze': a.freeze or None},
-                       progress=not a.no_progress, epochs=a.epochs, n=a.n, size=a.size)
+    kw = dict(data='synth', profile=a.profile, data_seed=a.data_seed, progress=not a.no_progress,
+              options={'arch': a.arch, 'encoder': a.encoder, 'freeze': a.freeze or None}, epochs=a.epochs, n=a.n, size=a.size)
+    parts = [tatl_ablation(work, seeds=a.seeds, variants=['3', '2,3'], **kw)]
+    for v in a.stage1_variants:          # one variant and seed at a time: an interrupted call keeps the finished runs
+        for s in a.stage1_seeds or a.seeds: parts.append(tatl_ablation(work, seeds=[s], variants=[v], **kw))
+    ds = merge_parts(parts[0], parts[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work/'ablation.nc', RESULTS/'tatl_ablation.nc')
-    shutil.copyfile(work/'ablation.csv', RESULTS/'tatl_ablation.csv')
+    ds.to_netcdf(RESULTS/'tatl_ablation.nc')
+    ablation_table(ds).to_csv(RESULTS/'tatl_ablation.csv', index=False)
     c = claim(ds, work)
     c.update({'command': 'python ' + ' '.join(['experiments/tatl_ablation.py', *sys.argv[1:]]),
               'profile': a.profile, 'data_seed': a.data_seed, 'attrs': dict(ds.attrs), 'wall_s_this_call': time.perf_counter() - t0,
@@ -89,7 +118,7 @@ def main():
     print(json.dumps({k: c[k] for k in ('rarest',)}, indent=2))
     for v, e in c['variants'].items():
         print(f"{e['label']:14s}", {a: round(e[a]['minus_stage3_mean'], 4) for a in c['rarest']},
-              {a: f"{e[a]['seeds_better_than_stage3']}/{len(c['seeds'])}" for a in c['rarest']})
+              {a: f"{e[a]['seeds_better_than_stage3']}/{e[a]['seeds_run']}" for a in c['rarest']})
     print(f'-> {RESULTS}/tatl_ablation.{{nc,csv,json}}')
 
 

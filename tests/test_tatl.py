@@ -203,6 +203,27 @@ def test_cli_train_writes_seven_networks_and_metrics(tiny_run):
         assert len(pi.case) == m['cases']['test']
 
 
+def test_paper_table_has_table2_shape(tiny_run, tmp_path):
+    "One run: one row (its stage combination and strategy); an ablation: a row per variant, mean over the seeds run."
+    run, _ = tiny_run
+    m = json.loads((run/'metrics.json').read_text())['test']
+    pt = get_system('tatl').paper_table(run)
+    assert list(pt.index) == ['Stages 1,2,3 (TATL-Freeze)'] and list(pt.columns) == [*ISIC_ATTRIBUTES, 'average']
+    np.testing.assert_allclose(pt.iloc[0].values, [*(m[f'jaccard_{a}'] for a in ISIC_ATTRIBUTES), m['jaccard']])
+    assert pt.attrs['caption'].startswith('Table 2 of Nguyen et al.') and 'paper' not in pt.attrs   # nothing invented
+    J = np.arange(4 * 2 * 2, dtype=float).reshape(4, 2, 2); J[2:, 1] = np.nan                       # seed 1 not run there
+    ds = xr.Dataset({'jaccard': (('variant', 'seed', 'attribute'), J), 'dice': (('variant', 'seed', 'attribute'), J),
+                     'paper_jaccard': (('variant', 'attribute'), np.full((4, 2), np.nan)),
+                     'train_image_share': ('attribute', [0.5, 0.1])},
+                    coords={'variant': ['3', '2,3', '1,3', '1,2,3'], 'label': ('variant', ['a', 'b', 'c', 'd']),
+                            'seed': [0, 1], 'attribute': ['globules', 'streaks']}, attrs={'freeze': 0})
+    ds.to_netcdf(tmp_path/'ablation.nc')
+    t = get_system('tatl').paper_table(tmp_path)
+    assert list(t.index) == ['Stage 3', 'Stages 2,3 (TATL-Non-Freeze)', 'Stages 1,3', 'Stages 1,2,3 (TATL-Non-Freeze)']
+    assert t.loc['Stage 3', 'streaks'] == (1 + 3) / 2 and t.loc['Stages 1,3', 'streaks'] == 9      # NaN seeds skipped
+    assert t.loc['Stage 3', 'average'] == np.mean(J[0])
+
+
 def test_cli_evaluate_repeats_the_test_scores(tiny_run):
     run, _ = tiny_run
     m = json.loads((run/'metrics.json').read_text())['test']
