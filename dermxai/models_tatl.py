@@ -184,8 +184,9 @@ class LesionCropDataset(SegmentationDataset):
         return {'image': img.as_subclass(torch.Tensor).clamp_(0, 1), 'index': i,
                 'box': torch.as_tensor(self.boxes[i], dtype=torch.float32), **{k: m.as_subclass(torch.Tensor).float() for k, m in masks.items()}}
 
-# %% ../nbs/13_models_tatl.ipynb #96723966
+# %% ../nbs/13_models_tatl.ipynb #fdb21be8
 TABLE2 = {'3': 'Stage 3', '2,3': 'Stages 2,3', '1,3': 'Stages 1,3', '1,2,3': 'Stages 1,2,3'}   # the paper's ablation
+PAPER_TABLE2: dict[str, dict[str, float]] = {}   # variant -> attribute -> Jaccard; not found, left empty on purpose
 
 def parse_stages(stages) -> tuple[int, ...]:
     "Stages as a sorted tuple from '1,2,3', '123', [1, 2, 3]...; one of Table 2's four combinations."
@@ -231,7 +232,7 @@ class TATLModel(nn.Module):
         out = paste_back(maps[:, None] if squeeze else maps, self.last_boxes, height, width, fill=fill)
         return out[:, 0] if squeeze else out
 
-# %% ../nbs/13_models_tatl.ipynb #27ba52b6
+# %% ../nbs/13_models_tatl.ipynb #8fc38d89
 def _box_table(path) -> xr.Dataset:
     with xr.open_dataset(path) as ds: return ds.load()
 
@@ -315,9 +316,9 @@ class TATL(System):
         return outputs[head] if isinstance(outputs, dict) else outputs
 
     def cam_layer(self, model:nn.Module, head:str|None=None) -> nn.Module:
-        "The encoder's deepest block of `head`'s network (default: 'union', else the first attribute)."
+        "The encoder's deepest block of `head`'s network (default: the first network, as the explainer's default head)."
         if isinstance(model, TATLModel):
-            head = head or ('union' if 'union' in model.nets else model.attributes[0])
+            head = head or next(iter(model.nets))
             if head not in model.nets: raise DataError('no such head', field='head', value=head, expected=f'one of {list(model.nets)}')
             return model.nets[head].cam_layer()
         return model.cam_layer()
@@ -578,9 +579,7 @@ def tatl_overlays(run_dir:str|Path, cases=None, masks=None, tile:int=96, source:
     for k, name in enumerate(['image', *masks]): draw.text((k * tile + 2, 1), name[:16], fill=(0, 0, 0))
     return grid
 
-# %% ../nbs/13_models_tatl.ipynb #fae4e68d
-PAPER_TABLE2: dict[str, dict[str, float]] = {}   # variant -> attribute -> Jaccard; not found, left empty on purpose
-
+# %% ../nbs/13_models_tatl.ipynb #21e42657
 def tatl_ablation(out:str|Path, data:str='synth', profile:str='quick', seeds=(0,), options:dict|None=None,
                   variants=tuple(TABLE2), data_seed:int=0, progress:bool=True, **overrides) -> xr.Dataset:
     "Train Table 2's stage combinations over `seeds`; write OUT/ablation.nc and OUT/ablation.csv; returns the Dataset."

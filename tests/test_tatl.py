@@ -224,6 +224,19 @@ def test_paper_table_has_table2_shape(tiny_run, tmp_path):
     assert t.loc['Stage 3', 'average'] == np.mean(J[0])
 
 
+def test_cam_and_gradcam_explain_the_chosen_heads_network(tiny_run):
+    "The explainer takes the CAM layer of the head it explains (each TATL head is its own network), default head included."
+    from dermxai.explain import Explainer, case_images
+    from dermxai.train import load_run
+    run = load_run(tiny_run[0])
+    x = case_images(run.source(progress=False), [0, 1], run.cfg.size)
+    for head in [None, 'streaks']:
+        ex = Explainer.from_run(run, head=head)
+        assert ex.layer() is run.model.nets[ex.head].cam_layer()
+        da = ex.explain(x, methods=('cam', 'gradcam'), target=0, progress=False)
+        assert np.isfinite(da.values).all() and da.sizes['case'] == 2
+
+
 def test_cli_evaluate_repeats_the_test_scores(tiny_run):
     run, _ = tiny_run
     m = json.loads((run/'metrics.json').read_text())['test']
