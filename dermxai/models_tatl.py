@@ -232,7 +232,7 @@ class TATLModel(nn.Module):
         out = paste_back(maps[:, None] if squeeze else maps, self.last_boxes, height, width, fill=fill)
         return out[:, 0] if squeeze else out
 
-# %% ../nbs/13_models_tatl.ipynb #8fc38d89
+# %% ../nbs/13_models_tatl.ipynb #bb1275c2
 def _box_table(path) -> xr.Dataset:
     with xr.open_dataset(path) as ds: return ds.load()
 
@@ -404,7 +404,7 @@ class TATL(System):
             J.index = [_table2_row(v, freeze) for v in ds.variant.values]
             J['average'] = ds.jaccard.mean('attribute').mean('seed').values
             paper = ds.paper_jaccard.to_pandas()
-            paper.index, paper['average'] = J.index, paper.mean(1, skipna=False)
+            paper.index, paper['average'] = J.index, paper.mean(axis=1, skipna=False)
             note = f'mean over seeds {seeds}'
         else:
             m = load_json(run_dir/'metrics.json')
@@ -413,7 +413,7 @@ class TATL(System):
             J = pd.DataFrame([[m['test'][f'jaccard_{a}'] for a in attrs]], columns=attrs, index=[_table2_row(v, m['freeze'])])
             J['average'] = m['test']['jaccard']
             paper = pd.DataFrame([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs]], columns=attrs, index=J.index)
-            paper['average'] = paper.mean(1, skipna=False)
+            paper['average'] = paper.mean(axis=1, skipna=False)
             note = f"seed {TrainConfig.load(run_dir/'config.json').seed}"
         J.index.name = J.columns.name = None
         J.attrs['caption'] = (f'Table 2 of Nguyen et al. (TATL): test Jaccard index per attribute (ISIC 2018 Task 2 '
