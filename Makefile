@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # the machine's pip configuration lists local mirrors that may be absent; their warnings are noise
 PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: install tour test test-nbs test-slow test-py check-export readme bench clean chromium
+.PHONY: install tour test test-nbs test-slow test-py check-export readme docs bench clean chromium
 
 # (re)install when the venv is missing or the package definition changed
 $(STAMP): setup.py settings.ini pyproject.toml
@@ -32,12 +32,14 @@ check-export: $(STAMP)
 	@diff -r -q -x __pycache__ /tmp/dermxai-export-check dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
 # NBFLAGS=slow also runs the cells marked `#| slow` (CI does: every notebook top to bottom)
+# two notebook workers fill the two cores: one torch thread each (OpenMP threads that outnumber the cores spin; on a
+# busy 2-core machine a ResNet-50 step took 8x longer with two threads than with one)
 NBFLAGS ?=
 test-nbs: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing $(if $(NBFLAGS),--flags "$(NBFLAGS)",)
 
 test-slow: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --flags slow --timing
 
 test-py: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -q -ra
@@ -52,6 +54,13 @@ chromium:
 
 readme: $(STAMP)
 	$(BIN)/python tools/readme.py
+
+# the docs site: nbdev processes the notebooks (running the `#| exec_doc` cells, so every figure is static HTML) and
+# Quarto renders _proc into _docs. Plotly figures carry HTML that loads plotly.js from its CDN (Quarto's advice).
+DOCS_ENV := PLOTLY_RENDERER=plotly_mimetype+notebook_connected
+docs: $(STAMP)
+	@command -v quarto >/dev/null || { echo "Quarto is not installed (https://quarto.org/docs/get-started/): the GitHub Pages workflow renders the site"; exit 1; }
+	$(DOCS_ENV) $(BIN)/nbdev_docs
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b; done

@@ -13,7 +13,7 @@ from .core import DermxaiError
 # %% auto #0
 __all__ = ['build_parser', 'teach_command', 'main']
 
-# %% ../nbs/50_cli.ipynb #d625e3ec
+# %% ../nbs/50_cli.ipynb #8c445860
 def _opt_flag(name): return '--' + name.replace('_', '-')
 
 def _add_system_options(p, system):
@@ -76,9 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('run'); p.add_argument('--split', default='test', choices=['train', 'valid', 'test'])
     p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
 
-    p = sub.add_parser('tour', help='generate SynthDerm, train the tour systems, write a summary')
-    p.add_argument('--out', default='tour'); p.add_argument('--profile', choices=['quick', 'full'], default=None,
-                                                           help='default: full with a GPU, quick without')
+    p = sub.add_parser('tour', help='generate SynthDerm, train the five systems, explain them, write summary.json and report.html',
+                       description='Generate SynthDerm, train every system of the tour, explain their test cases and write '
+                                   'OUT/summary.json and OUT/report.html (one self-contained page). Finished runs are reused.')
+    p.add_argument('--out', default='tour'); p.add_argument('--profile', choices=['smoke', 'quick', 'full'], default=None,
+                                                           help='default: full with a GPU, quick (15 min on 2 CPU cores) without; '
+                                                                'smoke: two steps per system, to check an installation')
+    p.add_argument('--runs', nargs='+', help='only these tour runs (default: all; `dermxai tour --runs x` lists them)')
     p.add_argument('--fresh', action='store_true', help='retrain even finished runs')
     p.add_argument('--no-progress', action='store_true')
 
@@ -132,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-browser', action='store_true')
     return ap
 
-# %% ../nbs/50_cli.ipynb #c89b0ca3
+# %% ../nbs/50_cli.ipynb #bf851f48
 def _cmd_synth(a):
     from dermxai.synth import gallery, save_synth, synthderm
     out = Path(a.out)
@@ -185,15 +189,24 @@ def _cmd_evaluate(a):
 
 def _cmd_tour(a):
     from dermxai.tour import run_tour
-    s = run_tour(a.out, a.profile, fresh=a.fresh, progress=not a.no_progress)
+    s = run_tour(a.out, a.profile, fresh=a.fresh, progress=not a.no_progress, runs=a.runs)
+    out = Path(a.out)
     print(f"\ndermxai tour ({s['profile']} profile, {s['device']}) finished in {s['seconds'] / 60:.1f} min. It made:")
-    print(f"  {Path(a.out)/'synth'}/        SynthDerm ({s['cases']} cases) and its galleries")
+    print(f"  {out/'synth'}/  SynthDerm ({s['cases']} cases, {s['size']} px) and its galleries")
     for name, r in s['runs'].items():
         test = r.get('test', {})
-        shown = ', '.join(f'{k} {v:.3f}' for k, v in test.items() if k in ('auc', 'accuracy', 'balanced_accuracy', 'jaccard'))
-        print(f"  {r['dir']}/  {name}: {shown}")
-    print(f"  {Path(a.out)/'summary.json'}  every final metric and timing")
-    print('Open the notebooks with:  .venv/bin/jupyter lab nbs/')
+        key = [k for k in ('auc', 'balanced_accuracy', 'jaccard', 'criteria_accuracy', 'DIAG_mel_auc', 'mAP_class', 'location_top1') if k in test]
+        shown = ', '.join(f'{k} {test[k]:.3f}' for k in key if isinstance(test[k], float)) or ', '.join(
+            f'{k} {v:.3f}' for k, v in test.items() if isinstance(v, float) and k != 'loss')[:90]
+        print(f"  {r['dir']}/  {name}{' (reused)' if r.get('reused') else ''}: {shown}")
+    print(f"  {out/'summary.json'}  every final metric and timing")
+    if 'report' in s:
+        ok = [k for k, v in s.get('views', {}).items() if v['ok']]
+        print(f"  {s['report']}  the report: {len(ok)} of {len(s.get('views', {}))} views ({', '.join(ok)}) and each system's table")
+        for k, v in s.get('views', {}).items():
+            if not v['ok']: print(f"    view {k} not drawn: {v['reason']}")
+    print(f"Open the report in a browser:  {Path(s.get('report', out/'report.html')).resolve().as_uri()}")
+    print('Explore live in JupyterLab:     .venv/bin/jupyter lab nbs/   (then 40_widgets.ipynb or tutorials/)')
 
 def _cmd_tatl_ablation(a):
     from dermxai.models_tatl import TABLE2, ablation_table, tatl_ablation

@@ -24,10 +24,10 @@ from .synth import EVIDENCE, MASKS
 from .vocab import CRITERIA, SEVEN_POINT_RULE, TASK_CRITERION, group_label
 
 # %% auto #0
-__all__ = ['METHODS', 'LOCALISATION_METRICS', 'HeadTarget', 'Explainer', 'case_images', 'run_cases', 'explain_run',
-           'save_explanations', 'load_explanations', 'truth_masks', 'pointing_game', 'relevance_mass_accuracy',
-           'relevance_rank_accuracy', 'top_k_intersection', 'localisation_scores', 'localisation_table',
-           'localisation_figure']
+__all__ = ['METHODS', 'LOCALISATION_METRICS', 'HeadTarget', 'register_method', 'Explainer', 'case_images', 'run_cases',
+           'explain_run', 'save_explanations', 'load_explanations', 'truth_masks', 'pointing_game',
+           'relevance_mass_accuracy', 'relevance_rank_accuracy', 'top_k_intersection', 'localisation_scores',
+           'localisation_table', 'localisation_figure']
 
 # %% ../nbs/30_explain.ipynb #f0062b2c
 class HeadTarget(nn.Module):
@@ -50,8 +50,21 @@ class HeadTarget(nn.Module):
         if out.ndim != 2: raise DermxaiError(f'head {self.head!r} gives outputs of shape {tuple(out.shape)}: expected (N, C) or (N, C, H, W)')
         return out
 
-# %% ../nbs/30_explain.ipynb #883ac6e5
-METHODS = ['cam', 'gradcam', 'ig', 'occlusion', 'saliency', 'native']
+# %% ../nbs/30_explain.ipynb #152b9535
+METHODS: dict = {}   # name -> fn(explainer, x, targets, args, layer) -> {label: (N, h, w) tensor}
+
+def register_method(name:str, layered:bool=False):
+    """Function decorator: make `fn(explainer, x, targets, args, layer_name)` the explanation method `name`. It gets a
+    batch `x` (N, 3, H, W), the target class per case, the extra forward arguments (`explainer.target_fn(x, *args)` gives
+    the logits it explains) and the layer asked for (`name:LAYER`), and returns {sub-label: (N, h, w) map}; one map
+    with label '' is the usual case. `layered`: the method reads a layer, named in the maps' `layer` coordinate."""
+    def deco(fn):
+        if name in METHODS and METHODS[name].__qualname__ != fn.__qualname__:
+            raise DermxaiError(f'explanation method {name!r} is already registered by {METHODS[name].__qualname__}')
+        fn.layered = layered
+        METHODS[name] = fn
+        return fn
+    return deco
 
 def _module_name(model:nn.Module, module:nn.Module) -> str:
     for name, m in model.named_modules():
@@ -64,7 +77,7 @@ def _up(maps:torch.Tensor, size) -> torch.Tensor:
     if tuple(maps.shape[-2:]) == tuple(size): return maps[:, 0]
     return F.interpolate(maps.float(), size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
 
-# %% ../nbs/30_explain.ipynb #87231ccc
+# %% ../nbs/30_explain.ipynb #a6297035
 class Explainer:
     "Explain `model` (of `system`, head `head`) with CAM, Grad-CAM, IG, Occlusion, Saliency and native maps, in batches."
     def __init__(self, model:nn.Module, system:System|None=None, head:str|None=None, classes:list|None=None,
@@ -127,47 +140,10 @@ class Explainer:
         return torch.as_tensor(np.asarray(region), dtype=torch.float32, device=x.device)
 
     # --- one method on one batch ---------------------------------------------------------------------------------------
-    def _cam(self, x, t, args, layer):
-        store = {}
-        hook = layer.register_forward_hook(lambda m, i, o: store.__setitem__('f', o))
-        try:
-            with torch.enable_grad():
-                y = self.target_fn(x, *(args or ()))
-                f = store['f']
-                g = torch.autograd.grad(y.gather(1, t[:, None]).sum(), f)[0]
-        finally: hook.remove()
-        return class_activation_map(f.detach(), g.sum((-1, -2)), size=x.shape[-2:])
-
     def _attribute(self, technique:str, x, t, args, layer_name:str|None=None) -> dict:
-        "{label: (N, H, W)} for one technique on one batch."
-        size, n = x.shape[-2:], len(x)
-        if technique == 'cam': return {'': self._cam(x, t, args, self.layer(layer_name))}
-        if technique == 'gradcam':
-            a = LayerGradCam(self.target_fn, self.layer(layer_name)).attribute(
-                x, target=t, additional_forward_args=args, relu_attributions=True)
-            return {'': _up(a.detach(), size)}
-        if technique == 'ig':
-            a = IntegratedGradients(self.target_fn).attribute(
-                x, baselines=torch.zeros_like(x), target=t, additional_forward_args=args, n_steps=self.ig_steps,
-                internal_batch_size=max(self.internal_batch_size, n))
-            return {'': a.detach().sum(1)}
-        if technique == 'occlusion':
-            w = self.occlusion_window or max(2, size[0] // 8)
-            s = self.occlusion_stride or max(1, w // 2)
-            base = x.mean((-1, -2), keepdim=True).expand_as(x).contiguous()
-            with torch.no_grad():
-                a = Occlusion(self.target_fn).attribute(
-                    x, sliding_window_shapes=(3, w, w), strides=(3, s, s), baselines=base, target=t,
-                    additional_forward_args=args, perturbations_per_eval=max(1, self.internal_batch_size // n))
-            return {'': a.detach().mean(1)}
-        if technique == 'saliency':
-            a = Saliency(self.target_fn).attribute(x, target=t, abs=True, additional_forward_args=args)
-            return {'': a.detach().amax(1)}
-        if technique == 'native':
-            with torch.no_grad(): maps = self.system.native_maps(self.model, x)
-            if layer_name: maps = {layer_name: maps[layer_name]} if layer_name in maps else {}
-            return {k: _up(v.detach(), size) for k, v in maps.items()}
-        raise DataError('unknown explanation method', field='method', value=technique, expected=f'one of {METHODS}')
+        "{label: (N, H, W)} for one registered method on one batch, at the input size."
+        if technique not in METHODS: raise DataError('unknown explanation method', field='method', value=technique, expected=f'one of {list(METHODS)}')
+        return {k: _up(v.detach(), x.shape[-2:]) for k, v in METHODS[technique](self, x, t, args, layer_name).items()}
 
     # --- the interface ---------------------------------------------------------------------------------------------------
     def explain(self, images:torch.Tensor, methods=('cam', 'gradcam', 'ig', 'occlusion', 'saliency', 'native'),
@@ -178,7 +154,7 @@ class Explainer:
         cases = np.arange(n) if cases is None else np.asarray(cases)
         specs = [(m.split(':', 1)[0], m.split(':', 1)[1] if ':' in m else None) for m in methods]
         bad = [m for m, _ in specs if m not in METHODS]
-        if bad: raise DataError('unknown explanation method', field='method', value=bad[0], expected=f'one of {METHODS}')
+        if bad: raise DataError('unknown explanation method', field='method', value=bad[0], expected=f'one of {list(METHODS)}')
         maps, labels, info = {}, [], {}
         targets, probs, preds, timing = [], [], [], {}
         batches = range(0, n, self.batch_size)
@@ -204,7 +180,7 @@ class Explainer:
                     label = f'{tech}:{sub}' if sub else (f'{tech}:{lay}' if lay else tech)
                     if label not in maps:
                         maps[label] = []; labels.append(label)
-                        info[label] = (tech, sub or lay or (_module_name(self.model, self.layer()) if tech in ('cam', 'gradcam') else ''))
+                        info[label] = (tech, sub or lay or (_module_name(self.model, self.layer()) if METHODS[tech].layered else ''))
                     maps[label].append(m.float().cpu())
                 if self.device.type == 'cuda': torch.cuda.synchronize()
                 timing[tech] = timing.get(tech, 0.0) + time.perf_counter() - t0
@@ -228,6 +204,50 @@ class Explainer:
                                            'saliency': 'max over channels of |grad|'}),
                         seconds_per_method=json.dumps(timing))
         return da
+
+# %% ../nbs/30_explain.ipynb #ec5049d9
+@register_method('cam', layered=True)
+def _cam(ex, x, t, args, layer_name):
+    store, layer = {}, ex.layer(layer_name)
+    hook = layer.register_forward_hook(lambda m, i, o: store.__setitem__('f', o))
+    try:
+        with torch.enable_grad():
+            y = ex.target_fn(x, *(args or ()))
+            f = store['f']
+            g = torch.autograd.grad(y.gather(1, t[:, None]).sum(), f)[0]
+    finally: hook.remove()
+    return {'': class_activation_map(f.detach(), g.sum((-1, -2)))}
+
+@register_method('gradcam', layered=True)
+def _gradcam(ex, x, t, args, layer_name):
+    return {'': LayerGradCam(ex.target_fn, ex.layer(layer_name)).attribute(x, target=t, additional_forward_args=args,
+                                                                            relu_attributions=True)[:, 0]}
+
+@register_method('ig')
+def _ig(ex, x, t, args, layer_name):
+    a = IntegratedGradients(ex.target_fn).attribute(x, baselines=torch.zeros_like(x), target=t, additional_forward_args=args,
+                                                    n_steps=ex.ig_steps, internal_batch_size=max(ex.internal_batch_size, len(x)))
+    return {'': a.sum(1)}
+
+@register_method('occlusion')
+def _occlusion(ex, x, t, args, layer_name):
+    w = ex.occlusion_window or max(2, x.shape[-2] // 8)
+    s = ex.occlusion_stride or max(1, w // 2)
+    base = x.mean((-1, -2), keepdim=True).expand_as(x).contiguous()
+    with torch.no_grad():
+        a = Occlusion(ex.target_fn).attribute(x, sliding_window_shapes=(3, w, w), strides=(3, s, s), baselines=base, target=t,
+                                              additional_forward_args=args, perturbations_per_eval=max(1, ex.internal_batch_size // len(x)))
+    return {'': a.mean(1)}
+
+@register_method('saliency')
+def _saliency(ex, x, t, args, layer_name):
+    return {'': Saliency(ex.target_fn).attribute(x, target=t, abs=True, additional_forward_args=args).amax(1)}
+
+@register_method('native')
+def _native(ex, x, t, args, layer_name):
+    with torch.no_grad(): maps = ex.system.native_maps(ex.model, x)
+    if layer_name: return {layer_name: maps[layer_name]} if layer_name in maps else {}
+    return maps
 
 # %% ../nbs/30_explain.ipynb #60c77e42
 def case_images(source, cases, size:int) -> torch.Tensor:

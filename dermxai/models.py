@@ -5,7 +5,7 @@
 # %% ../nbs/10_models.ipynb #a687927f
 from __future__ import annotations
 
-import importlib, json, pkgutil
+import importlib, json, math, pkgutil
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -16,16 +16,18 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.transforms import v2
 
 from .core import Config, DataError, DermxaiError, TrainConfig, atomic_path
-from .datasets import (CaseSource, ClassificationDataset, LesionLocationDataset, SegmentationDataset,
-                              SevenPointDataset)
+from .datasets import (CaseSource, ClassificationDataset, ClassWeightedSampler, LesionLocationDataset,
+                              SegmentationDataset, SevenPointDataset)
 from .losses import ClassificationMetrics, Metric, focal_loss
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RESNET_LAYERS', 'Normalize', 'save_weights', 'read_weights', 'load_weights',
-           'ResNetClassifier', 'class_activation_map', 'register_system', 'system_names', 'get_system', 'System',
-           'ResNetSystem']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RESNET_LAYERS', 'SAMPLING', 'Normalize', 'save_weights', 'read_weights',
+           'load_weights', 'ResNetClassifier', 'average_crops', 'class_activation_map', 'model_cam', 'register_system',
+           'system_names', 'get_system', 'System', 'CentralPatch', 'multiscale_train_transforms', 'nine_crops',
+           'CropsDataset', 'training_sampler', 'load_resnet_weights', 'ResNetSystem']
 
 # %% ../nbs/10_models.ipynb #9a1e7a5d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -98,12 +100,20 @@ class ResNetClassifier(nn.Module):
         x = n.maxpool(n.relu(n.bn1(n.conv1(self.normalize(x)))))
         return n.layer4(n.layer3(n.layer2(n.layer1(x))))
 
+    def cam_features(self, x) -> list: return [self.features(x)]
+
     @property
     def classifier(self) -> nn.Linear: return self.net.fc
 
     def cam_layer(self) -> nn.Module: return self.net.layer4
 
-    def forward(self, x): return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))
+    def forward(self, x):
+        if x.ndim == 5: return average_crops(self(x.flatten(0, 1)).unflatten(0, x.shape[:2]))
+        return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))
+
+def average_crops(logits:torch.Tensor) -> torch.Tensor:
+    "Logits (N, K, C) of K crops per image -> log of the crop-averaged softmax probabilities, (N, C)."
+    return torch.logsumexp(torch.log_softmax(logits.float(), -1), 1) - math.log(logits.shape[1])
 
 # %% ../nbs/10_models.ipynb #c4a10002
 def class_activation_map(features:torch.Tensor, weights:torch.Tensor, size=None) -> torch.Tensor:
@@ -118,6 +128,23 @@ def class_activation_map(features:torch.Tensor, weights:torch.Tensor, size=None)
         size = (size, size) if isinstance(size, int) else tuple(size)
         cam = F.interpolate(cam[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
     return cam
+
+# %% ../nbs/10_models.ipynb #64b8ed91
+def model_cam(model:nn.Module, images:torch.Tensor, classifier:nn.Linear|None=None, size=None) -> torch.Tensor:
+    "Eq. 13 for every class of `model` on `images`: (N, C, H, W), summed over its `cam_features` maps, upsampled to `size` (default: the input's)."
+    feats = model.cam_features(images) if hasattr(model, 'cam_features') else model.features(images)
+    feats = [feats] if torch.is_tensor(feats) else list(feats)
+    weight = (classifier if classifier is not None else model.classifier).weight
+    size = tuple(images.shape[-2:]) if size is None else size
+    if sum(f.shape[1] for f in feats) != weight.shape[1]:
+        raise DermxaiError(f'{type(model).__name__}: cam_features give {sum(f.shape[1] for f in feats)} channels, '
+                           f'the classifier takes {weight.shape[1]}')
+    out, k0 = 0, 0
+    for f in feats:
+        w = weight[:, k0:k0 + f.shape[1]]
+        out = out + torch.stack([class_activation_map(f, w[c], size=size) for c in range(len(w))], 1)
+        k0 += f.shape[1]
+    return out
 
 # %% ../nbs/10_models.ipynb #e898e933
 _REGISTRY: dict[str, tuple[type, dict]] = {}
@@ -289,17 +316,127 @@ class System:
 
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, {self.fixed})'
 
-# %% ../nbs/10_models.ipynb #16539dce
+# %% ../nbs/10_models.ipynb #80ddaca3
+class CentralPatch(v2.Transform):
+    "A central square patch whose side is a fraction (drawn from `scales`) of the shorter side; image and masks together."
+    def __init__(self, scales):
+        super().__init__()
+        self.scales = [float(s) for s in scales]
+        if not self.scales or not all(0 < s <= 1 for s in self.scales):
+            raise DataError('patch scales must be fractions in (0, 1]', field='patch_scales', value=scales)
+    def make_params(self, flat_inputs) -> dict:
+        return {'scale': self.scales[int(torch.randint(len(self.scales), ()))]}
+    def transform(self, inpt, params):
+        h, w = v2.functional.get_size(inpt)
+        side = max(1, round(params['scale'] * min(h, w)))
+        return v2.functional.center_crop(inpt, [side, side])
+
+def multiscale_train_transforms(size:int, scales, degrees:float=180.0) -> v2.Transform:
+    "Training augmentation with multi-scale central patches: patch, flips, any rotation, resize to `size`."
+    return v2.Compose([CentralPatch(scales), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                       v2.RandomRotation(degrees), v2.Resize((size, size), antialias=True)])
+
+def nine_crops(image:torch.Tensor, fraction:float=0.8) -> torch.Tensor:
+    "A 3 x 3 grid of crops covering `fraction` of each side, resized back: (..., 3, H, W) -> (..., 9, 3, H, W)."
+    H, W = image.shape[-2:]
+    h, w = max(1, round(fraction * H)), max(1, round(fraction * W))
+    crops = torch.stack([image[..., t:t + h, l:l + w] for t in (0, (H - h) // 2, H - h) for l in (0, (W - w) // 2, W - w)], -4)
+    flat = crops.reshape(-1, *crops.shape[-3:]).float()
+    return F.interpolate(flat, size=(H, W), mode='bilinear', align_corners=False).view(*crops.shape[:-2], H, W)
+
+class CropsDataset(torch.utils.data.Dataset):
+    "The items of `dataset` with `image` replaced by its nine test crops (9, 3, H, W); other attributes pass through."
+    def __init__(self, dataset, fraction:float=0.8): self.dataset, self.fraction = dataset, fraction
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, k):
+        item = dict(self.dataset[k]); item['image'] = nine_crops(item['image'], self.fraction)
+        return item
+    def __getattr__(self, name):
+        if name in ('dataset', 'fraction'): raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+SAMPLING = ['class_weighted', 'shuffle']
+
+def training_sampler(cfg:TrainConfig, train_ds):
+    "The training sampler `cfg.options['sampling']` names: a `ClassWeightedSampler` on the split's targets, or None (shuffle)."
+    kind = cfg.options.get('sampling', 'shuffle')
+    if kind == 'class_weighted': return ClassWeightedSampler(train_ds.y, seed=cfg.seed)
+    if kind == 'shuffle': return None
+    raise DataError('unknown sampling', field='sampling', value=kind, expected=f'one of {SAMPLING}')
+
+def load_resnet_weights(model:ResNetClassifier, path:str|Path) -> ResNetClassifier:
+    "Start `model` from ResNet weights in torchvision's layout (or a dermxai file): `fc` is dropped, the rest must fit."
+    sd, _ = read_weights(path)
+    sd = {(k[4:] if k.startswith('net.') else k): v for k, v in sd.items() if not k.startswith('normalize.')}
+    sd = {k: v for k, v in sd.items() if not k.startswith('fc.')}
+    try: res = model.net.load_state_dict(sd, strict=False)
+    except RuntimeError as e: raise DataError(f'weights do not fit {type(model).__name__}: {str(e)[:300]}', file=path) from None
+    missing = [k for k in res.missing_keys if not k.startswith('fc.') and not k.endswith('.alpha')]  # ARL scale gates keep their start value
+    if missing or res.unexpected_keys:
+        raise DataError(f'weights do not fit {type(model).__name__}: missing {missing[:5]}, unexpected {res.unexpected_keys[:5]}',
+                        file=path, expected='a ResNet of the same depth in torchvision layout')
+    return model
+
+# %% ../nbs/10_models.ipynb #19ae46df
 @register_system('resnet14', depth=14)
 @register_system('resnet50', depth=50)
 class ResNetSystem(System):
-    "Plain bottleneck ResNet-14 / ResNet-50 classifiers (the ARL paper's baselines), trained with SGD."
+    "Bottleneck ResNet-14 / ResNet-50 classifiers (the ARL paper's baselines), trained with the ARL paper's recipe."
     paper = 'He et al., Deep residual learning (2016); baselines of Zhang et al., Attention residual learning (2019)'
-    options = {'task': 'mel', 'depth': 14, 'weights': None}
+    options = {'task': 'mel', 'depth': 14, 'weights': None, 'sampling': 'class_weighted', 'patch_scales': [],
+               'test_crops': 1}
     option_help = {'task': "classification task: 'mel', 'sk' or 'multiclass'",
-                   'weights': 'local file with ResNet weights (torchvision layout) to start from'}
+                   'weights': 'local file with ResNet weights (torchvision layout) to start from (lr then defaults to 1e-4)',
+                   'sampling': "'class_weighted' (default) or 'shuffle'",
+                   'patch_scales': 'multi-scale central patches for training: fractions of the shorter side, e.g. 0.6 0.8 1.0',
+                   'test_crops': '9: average the softmax over a 3 x 3 grid of crops at validation and test; 1: off'}
+    profiles = {k: {**v, 'scheduler': 'step', 'step_size': 30, 'gamma': 0.5} for k, v in System.profiles.items()}
+    fine_tune_lr = 1e-4
+
+    def config(self, profile='quick', **overrides):
+        opts = overrides.get('options') or {}
+        if (opts.get('weights') or self.fixed.get('weights')) and overrides.get('lr') is None:
+            overrides = {**overrides, 'lr': self.fine_tune_lr}   # fine-tuning from weights: the paper's 1e-4
+        cfg = super().config(profile, **overrides)
+        o = cfg.options
+        try: scales = [float(s) for s in o.get('patch_scales') or []]
+        except ValueError: raise DataError('not a number', field='patch_scales', value=o['patch_scales']) from None
+        if scales: CentralPatch(scales)   # validates
+        if o.get('test_crops', 1) not in (1, 9): raise DataError('unsupported number of test crops', field='test_crops',
+                                                                  value=o['test_crops'], expected='1 or 9')
+        if o.get('sampling') not in SAMPLING: raise DataError('unknown sampling', field='sampling', value=o.get('sampling'),
+                                                              expected=f'one of {SAMPLING}')
+        return cfg.replace(options={**o, 'patch_scales': scales})
+
+    def make_model(self, cfg) -> ResNetClassifier:
+        "The network without weights (ARL-CNN overrides this)."
+        return ResNetClassifier(cfg.options['depth'], num_classes=self.num_classes(cfg))
+
     def build_model(self, cfg):
-        m = ResNetClassifier(cfg.options['depth'], num_classes=self.num_classes(cfg))
-        if cfg.options.get('weights'):
-            load_weights(m, cfg.options['weights'], strict=False, key_map=lambda k: None if k.startswith('fc.') else 'net.' + k)
+        m = self.make_model(cfg)
+        if cfg.options.get('weights'): load_resnet_weights(m, cfg.options['weights'])
         return m
+
+    def dataset(self, cfg, source, split):
+        scales = cfg.options.get('patch_scales') or []
+        if split == 'train' and scales:
+            return ClassificationDataset(source, split, task=cfg.options.get('task', 'mel'), size=cfg.size,
+                                         transform=multiscale_train_transforms(cfg.size, scales))
+        return super().dataset(cfg, source, split)
+
+    def datasets(self, cfg, source):
+        dss = super().datasets(cfg, source)
+        if cfg.options.get('test_crops', 1) > 1: dss = {s: (d if s == 'train' else CropsDataset(d)) for s, d in dss.items()}
+        return dss
+
+    def sampler(self, cfg, train_ds): return training_sampler(cfg, train_ds)
+
+    def evaluate(self, run_dir, split='test', device=None, progress=True):
+        cfg = TrainConfig.load(Path(run_dir)/'config.json')
+        if cfg.options.get('test_crops', 1) == 1 or split == 'train': return super().evaluate(run_dir, split, device, progress)
+        from dermxai.train import Trainer, load_run
+        run = load_run(run_dir, device)
+        ds = CropsDataset(self.dataset(run.cfg, run.source(progress), split))
+        t = Trainer(run.model, ds, None, loss_fn=self.loss(run.cfg), metrics=self.metrics(run.cfg), device=device,
+                    batch_size=run.cfg.batch_size, progress=progress)
+        return t.evaluate(ds)

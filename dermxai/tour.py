@@ -17,14 +17,26 @@ from .synth import gallery, save_synth, synthderm
 from .train import fit_system
 
 # %% auto #0
-__all__ = ['TOUR_DATA', 'TOUR', 'run_tour']
+__all__ = ['TOUR_DATA', 'TOUR', 'SMOKE', 'run_tour']
 
-# %% ../nbs/45_tour.ipynb #b5154360
-TOUR_DATA = {'quick': dict(n=600, size=64), 'full': dict(n=4000, size=224)}
+# %% ../nbs/45_tour.ipynb #a7de0d3e
+TOUR_DATA = {'smoke': dict(n=240, size=64), 'quick': dict(n=600, size=64), 'full': dict(n=4000, size=224)}
 TOUR = {  # run name -> (system, config overrides per profile)
     'resnet14': ('resnet14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
+    'arl14': ('arl14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
+    'attnmel': ('attnmel', {'quick': dict(epochs=1, batch_size=16, options={'roi': 'lesion'}),
+                            'full': dict(epochs=50, options={'roi': 'lesion'})}),
     'tatl': ('tatl', {'quick': dict(epochs=2, batch_size=16, steps_per_epoch=13), 'full': dict(epochs=100)}),
+    # the gated network needs >= 91 px (four valid conv + pool stages): the quick tour's 64 px cases are resized to 96
+    # (upsampled 64 px cases hold no more detail at 128 px, which has 1.8x the pixels to augment and convolve)
+    'gated': ('gated', {'quick': dict(size=96), 'full': dict()}),
+    # ResNet-50 from scratch on two cores: 48 px (2 x 2 final maps, as at 64 px) keeps the quick run near 2 minutes
+    'location': ('location', {'quick': dict(size=48), 'full': dict()}),
 }
+SMOKE = dict(epochs=1, steps_per_epoch=2)   # the smoke profile: quick's settings, one epoch of two steps (tests)
+
+def _clear(d:Path):
+    for p in sorted(d.rglob('*'), reverse=True): p.unlink() if p.is_file() or p.is_symlink() else p.rmdir()
 
 def _tour_explanations(run_dir:Path, fresh:bool, progress:bool) -> str:
     "Explain 16 test cases of a tour run (RUN/explanations.nc, read by the widgets); what went wrong otherwise."
@@ -36,33 +48,53 @@ def _tour_explanations(run_dir:Path, fresh:bool, progress:bool) -> str:
     except (DermxaiError, NotImplementedError) as e: return f'not explained: {e}'
     return str(path)
 
+def _tour_data(out:Path, profile:str, seed:int, fresh:bool, progress:bool) -> tuple[Path, bool]:
+    "OUT/synth/synthderm.nc for the profile (made again when missing, `fresh`, or made for another profile); whether it is new."
+    data, key = out/'synth'/'synthderm.nc', {**TOUR_DATA[profile], 'seed': seed}
+    made = out/'synth'/'tour_data.json'
+    if not fresh and data.exists() and made.exists() and load_json(made) == key: return data, False
+    ds = synthderm(**TOUR_DATA[profile], seed=seed, progress=progress)
+    save_synth(ds, data)
+    gallery(ds, ncols=8, path=data.parent/'gallery.png')
+    gallery(ds, ncols=8, outline_masks=True, path=data.parent/'gallery_masks.png')
+    save_json(made, key)
+    return data, True
+
 def run_tour(out:str|Path='tour', profile:str|None=None, fresh:bool=False, progress:bool=True, runs=None,
-             seed:int=0) -> dict:
-    "Generate SynthDerm, train every run of `TOUR` (or `runs`), write OUT/summary.json; returns the summary."
+             seed:int=0, report:bool=True) -> dict:
+    "Generate SynthDerm, train every run of `TOUR` (or `runs`), explain, write OUT/summary.json and OUT/report.html."
     profile = profile or ('full' if torch.cuda.is_available() else 'quick')
-    if profile not in TOUR_DATA: raise DataError('unknown profile', field='profile', value=profile, expected="'quick' or 'full'")
+    if profile not in TOUR_DATA: raise DataError('unknown profile', field='profile', value=profile, expected=f'one of {list(TOUR_DATA)}')
+    names = list(runs or TOUR)
+    unknown = [n for n in names if n not in TOUR]
+    if unknown: raise DataError('not a tour run', field='runs', value=unknown[0], expected=f'one of {list(TOUR)}')
     out = Path(out); t0 = time.perf_counter()
-    data = out/'synth'/'synthderm.nc'
-    if fresh or not data.exists():
-        ds = synthderm(**TOUR_DATA[profile], seed=seed, progress=progress)
-        save_synth(ds, data)
-        gallery(ds, ncols=8, path=data.parent/'gallery.png')
-        gallery(ds, ncols=8, outline_masks=True, path=data.parent/'gallery_masks.png')
+    data, new_data = _tour_data(out, profile, seed, fresh, progress)
     source = SynthSource.load(data)
-    summary = {'profile': profile, 'device': str(get_device()), 'data': str(data), 'cases': len(source), 'runs': {}}
-    for name in (runs or list(TOUR)):
+    summary = {'profile': profile, 'device': str(get_device()), 'data': str(data), 'cases': len(source), 'size': source.size,
+               'runs': {}}
+    for k, name in enumerate(names, 1):
         sys_name, overrides = TOUR[name]
         system = get_system(sys_name)
-        run_dir = out/'runs'/name
-        cfg = system.config(profile, data=str(data), seed=seed, n=len(source), size=source.size, **overrides.get(profile, {}))
-        if fresh and run_dir.exists():
-            for p in sorted(run_dir.rglob('*'), reverse=True): p.unlink() if p.is_file() else p.rmdir()
-        if progress: print(f'== {name}: {system.paper or sys_name}')
-        t = time.perf_counter()
+        base = 'quick' if profile == 'smoke' else profile
+        ov = {**overrides.get(base, {}), **(SMOKE if profile == 'smoke' else {})}
+        # a run's overrides (e.g. its input size) win over the tour data's
+        cfg = system.config(base, **{'data': str(data), 'seed': seed, 'n': len(source), 'size': source.size, **ov})
+        run_dir, key = out/'runs'/name, {'system': sys_name, 'profile': profile, 'overrides': ov, 'data': TOUR_DATA[profile], 'seed': seed}
         done = run_dir/'metrics.json'
-        metrics = load_json(done) if done.exists() and not fresh else system.run(cfg, run_dir, resume=run_dir.exists(), progress=progress)
-        summary['runs'][name] = {'system': sys_name, 'dir': str(run_dir), 'seconds': time.perf_counter() - t, **metrics,
-                                 'explanations': _tour_explanations(run_dir, fresh, progress)}
+        reuse = done.exists() and not fresh and not new_data and (run_dir/'tour.json').exists() and load_json(run_dir/'tour.json') == key
+        if run_dir.exists() and not reuse and (fresh or new_data or done.exists()): _clear(run_dir)  # stale: made for other settings
+        if progress: print(f'== [{k}/{len(names)}] {name}: {system.paper or sys_name}' + (' (finished before: reused)' if reuse else ''))
+        t = time.perf_counter()
+        metrics = load_json(done) if reuse else system.run(cfg, run_dir, resume=run_dir.exists(), progress=progress)
+        save_json(run_dir/'tour.json', key)
+        summary['runs'][name] = {'system': sys_name, 'dir': str(run_dir), 'seconds': time.perf_counter() - t, 'reused': reuse,
+                                 **metrics, 'explanations': _tour_explanations(run_dir, not reuse, progress)}
     summary['seconds'] = time.perf_counter() - t0
     save_json(out/'summary.json', summary)
+    if report:
+        from dermxai.report import tour_report
+        summary['report'] = str(tour_report(out))
+        summary = {**load_json(out/'summary.json'), 'report': summary['report'], 'seconds': time.perf_counter() - t0}
+        save_json(out/'summary.json', summary)
     return summary

@@ -5,7 +5,7 @@
 # %% ../nbs/40_widgets.ipynb #57687586
 from __future__ import annotations
 
-import base64, json, time
+import base64, time
 from pathlib import Path
 
 import cv2
@@ -17,6 +17,7 @@ import xarray as xr
 from plotly.subplots import make_subplots
 
 from .core import DataError, DermxaiError
+from .correlation import correlation_from_labels
 from .synth import EVIDENCE, MASK_COLORS
 from .vocab import CRITERIA, SEVEN_POINT_RULE, TASK_CRITERION, TASKS
 
@@ -174,7 +175,7 @@ class ScaleGateCurves(DermWidget):
         "From one or more ARL runs (their `history.nc`)."
         return cls({Path(p).name: _history(p, 'scale_gate', 'ARL-CNN') for p in paths})
 
-# %% ../nbs/40_widgets.ipynb #54a424ed
+# %% ../nbs/40_widgets.ipynb #58cd45a8
 def _normalise(a:np.ndarray) -> np.ndarray:
     lo, hi = np.nanmin(a), np.nanmax(a)
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
@@ -312,23 +313,35 @@ class AttentionOverlay(DermWidget):
         masks = truth_masks(src, cases, truth=truth, head=first.attrs.get('head'), targets=first.target.values, size=size)
         return cls(ex, images, masks, diagnosis=src.labels.diagnosis.values[cases], scale=max(1, 256 // size), **kw)
 
-# %% ../nbs/40_widgets.ipynb #b4268e5b
-def _correlation(labels:pd.DataFrame, lesion:str='diagnosis', location:str='location', lesions=None, locations=None) -> xr.DataArray:
-    "R (lesion, location) = |lesion i and location j| / |lesion i| from a label table (`lesion` a column, or 'morphology' for morph_* columns)."
-    if lesion == 'morphology':
-        cols = [c for c in labels.columns if c.startswith('morph_')]
-        names = [c[len('morph_'):] for c in cols] if lesions is None else list(lesions)
-        L = labels[[f'morph_{n}' for n in names]].values.astype(bool)
-    else:
-        names = list(lesions) if lesions is not None else sorted(labels[lesion].astype(str).unique())
-        L = np.stack([(labels[lesion].astype(str) == n).values for n in names], 1)
-    locs = list(locations) if locations is not None else sorted(labels[location].astype(str).unique())
-    Loc = np.stack([(labels[location].astype(str) == l).values for l in locs], 1)
-    joint = L.T.astype(float) @ Loc.astype(float)
-    with np.errstate(invalid='ignore', divide='ignore'): R = joint / L.sum(0)[:, None]
-    return xr.DataArray(R, dims=('lesion', 'location'), coords={'lesion': names, 'location': locs}, name='R',
-                        attrs={'cases_per_lesion': json.dumps(dict(zip(names, L.sum(0).tolist())))})
+    def grid_maps(self, native_layers:int=2, skip=('saliency', 'ig', 'occlusion')) -> list[tuple]:
+        "(model, head, method, layer) of the grid's columns: each model's maps but `skip`, its last `native_layers` native maps."
+        cols = []
+        for (m, h), da in self.explanations.items():
+            pairs = [(str(t), str(l)) for t, l in zip(da.technique.values, da.layer.values) if str(t) not in skip]
+            native = [p for p in pairs if p[0] == 'native'][-native_layers:] if native_layers else []
+            cols += [(m, h, t, l) for t, l in pairs if t != 'native' or (t, l) in native]
+        return cols
 
+    def grid_figure(self, n:int=4, maps=None, opacity:float=0.5, cell:int=110) -> go.Figure:
+        "A static grid for pages and papers: `n` cases (rows) x maps (columns, default `grid_maps()`), each map over its image with the evidence outline."
+        cols, rows = maps or self.grid_maps(), list(range(min(n, len(self.cases))))
+        titles = [f'{m}{"" if h == "diagnosis" else " · " + h}<br>{t}{" " + l if t == "native" else ""}' for m, h, t, l in cols]
+        fig = make_subplots(len(rows), len(cols), column_titles=titles, horizontal_spacing=0.005, vertical_spacing=0.01,
+                            row_titles=[f'#{self.cases[r]} {self.diagnosis[r]}' for r in rows])
+        for r in rows:
+            xs, ys = _contour_xy(self.truth[r]) if self.truth is not None else ([], [])
+            for j, (m, h, t, l) in enumerate(cols):
+                da = self.explanations[(m, h)]
+                k = [i for i, tl in enumerate(zip(da.technique.values, da.layer.values)) if (str(tl[0]), str(tl[1])) == (t, l)][0]
+                fig.add_trace(go.Image(source=_png_uri(blend(self.images[r], da.values[r, k], opacity)), hoverinfo='skip'), r + 1, j + 1)
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', line=dict(color='#00ff66', width=1), hoverinfo='skip'), r + 1, j + 1)
+        fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
+        fig.update_annotations(font_size=10)
+        fig.update_layout(width=cell * len(cols) + 120, height=cell * len(rows) + 90, showlegend=False,
+                          margin=dict(t=75, l=10, r=100, b=10), title=dict(text='maps over the evidence outline (green)', font=dict(size=12), y=0.995, yanchor='top'))
+        return fig
+
+# %% ../nbs/40_widgets.ipynb #b4268e5b
 def _cluster_order(m:np.ndarray) -> list[int]:
     from scipy.cluster.hierarchy import leaves_list, linkage
     m = np.nan_to_num(m)
@@ -407,7 +420,7 @@ class CorrelationHeatmap(DermWidget):
     @classmethod
     def from_labels(cls, labels:pd.DataFrame, planted=None, lesion:str='diagnosis', name:str='SynthDerm', images=None):
         "From a label table (one row per case, `location` and `lesion` columns)."
-        return cls({name: _correlation(labels, lesion)}, None if planted is None else {name: planted},
+        return cls({name: correlation_from_labels(labels, lesion, name=name)}, None if planted is None else {name: planted},
                    {name: labels}, {name: images} if images is not None else None, {name: lesion})
 
     @classmethod
@@ -429,7 +442,8 @@ class CorrelationHeatmap(DermWidget):
         for kind in kinds:
             if kind == 'morphology' and not any(c.startswith('morph_') for c in src.labels.columns): continue
             name = f'{src.name} · {kind}'
-            R[name] = _correlation(src.labels, kind, lesions=src.vocab.get(kind), locations=src.vocab.get('location'))
+            R[name] = correlation_from_labels(src.labels, kind, lesion_classes=src.vocab.get(kind),
+                                              location_classes=src.vocab.get('location'), name=name)
             labels[name], images[name], col[name] = src.labels, src.image, kind
             key = f'R_{kind}_location'
             if ds is not None and key in ds:

@@ -41,14 +41,48 @@ def test_nbdev_proc_nbs_succeeds(tmp_path):
     # nbdev only checks that a `quarto` executable exists before processing; the render itself is not ours here
     stub = tmp_path/'bin'; stub.mkdir()
     (stub/'quarto').write_text('#!/bin/sh\nexit 0\n'); (stub/'quarto').chmod(0o755)
-    env = {**os.environ, 'PATH': f'{stub}:{os.environ["PATH"]}'}
+    make = (ROOT/'Makefile').read_text()
+    renderer = re.search(r'^DOCS_ENV := PLOTLY_RENDERER=(\S+)', make, re.M).group(1)   # what `make docs` sets
+    env = {**os.environ, 'PATH': f'{stub}:{os.environ["PATH"]}', 'PLOTLY_RENDERER': renderer}
     shutil.rmtree(ROOT/'_proc', ignore_errors=True)
-    res = subprocess.run([str(BIN/'nbdev_proc_nbs')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    proc = ROOT/'_proc'
-    for nb in _notebooks(): assert (proc/nb).exists(), nb
-    assert (proc/'_quarto.yml').exists() and (proc/'sidebar.yml').exists()
-    shutil.rmtree(proc, ignore_errors=True)
+    try:
+        res = subprocess.run([str(BIN/'nbdev_proc_nbs')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        proc = ROOT/'_proc'
+        for nb in _notebooks(): assert (proc/nb).exists(), nb
+        assert (proc/'_quarto.yml').exists() and (proc/'sidebar.yml').exists()
+        # figures render statically: each `#| exec_doc` cell (the directive is gone from _proc) left a figure as HTML
+        # Quarto can show (never only a widget view or plotly JSON), without plotly.js inlined into the page
+        total = 0
+        for nb in _notebooks():
+            wanted = sum(c['cell_type'] == 'code' and bool(re.search(r'^#\|\s*exec_doc', ''.join(c['source']), re.M))
+                         for c in json.loads((NBS/nb).read_text())['cells'])
+            figures = 0
+            for c in json.loads((proc/nb).read_text())['cells']:
+                for o in c.get('outputs', []):
+                    assert o.get('output_type') != 'error', f'{nb}: {o.get("ename")}: {o.get("evalue")}'
+                    data = o.get('data', {})
+                    if 'application/vnd.jupyter.widget-view+json' in data or 'application/vnd.plotly.v1+json' in data:
+                        assert 'text/html' in data, f'{nb}: a figure Quarto cannot draw (no HTML)'
+                    html = ''.join(data.get('text/html', ''))
+                    assert len(html) < 2_000_000, f'{nb}: {len(html)} characters of HTML in one output (plotly.js inlined?)'
+                    figures += 'plotly' in html.lower() or 'image/png' in data
+            assert figures >= wanted, f'{nb}: {wanted} exec_doc cells, {figures} static figures'
+            total += figures
+        assert total >= 8, total
+    finally: shutil.rmtree(ROOT/'_proc', ignore_errors=True)
+
+
+def test_pages_workflow_renders_with_quarto():
+    "The GitHub Pages workflow installs Quarto, builds with `make docs` and publishes nbdev's output folder."
+    wf = yaml.safe_load((ROOT/'.github'/'workflows'/'docs.yml').read_text())
+    steps = wf['jobs']['build']['steps']
+    uses = [s.get('uses', '') for s in steps]
+    assert any(u.startswith('quarto-dev/quarto-actions/setup') for u in uses)
+    assert [s.get('run') for s in steps if s.get('run')] == ['make install', 'make docs']
+    out = yaml.safe_load((NBS/'nbdev.yml').read_text())['project']['output-dir']
+    assert [s['with']['path'] for s in steps if s.get('uses', '').startswith('actions/upload-pages-artifact')] == [out]
+    assert 'nbdev_docs' in (ROOT/'Makefile').read_text().split('\ndocs:', 1)[1].split('\n\n', 1)[0]
 
 
 def test_readme_is_index_with_exactly_the_two_setup_commands():

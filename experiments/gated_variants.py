@@ -1,0 +1,125 @@
+"""Gated multi-task network on SynthDerm: the five variants side by side (Coppola, Lee & Guan).
+
+For every variant (standard, binary, half, double, gates-off) and seed: train with the paper's recipe, then record
+- the sharing fractions SF^t_i (eq. 11) of every gated block of the trained (best-epoch) network,
+- whether DIAG draws more from the criteria than the criteria draw from each other (per block),
+- the Table 2-shaped test metrics (accuracy, macro recall, macro precision per task and averaged over the criteria),
+- the 7-point checklist on the test split: inferred (tau 1, 3) vs direct vs the rule on the true criteria.
+
+Writes experiments/results/gated_variants.{json,nc,csv}. Reproduce (29 minutes for two seeds on two busy CPU cores):
+
+    OMP_NUM_THREADS=1 python experiments/gated_variants.py --seeds 0 1 2
+"""
+import argparse, json, os, platform, shutil, sys, tempfile, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from dermxai.core import save_json
+from dermxai.datasets import SynthSource
+from dermxai.models import get_system
+from dermxai.models_gated import criteria_draw, sharing_fraction, table2
+from dermxai.synth import save_synth
+from dermxai.train import load_run
+
+RESULTS = Path(__file__).resolve().parent/'results'
+VARIANTS = ['gated', 'gated-binary', 'gated-half', 'gated-double', 'gated-off']
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0])
+    ap.add_argument('--variants', nargs='+', default=VARIANTS)
+    ap.add_argument('--n', type=int, default=600, help='SynthDerm cases (70/15/15 split)')
+    ap.add_argument('--size', type=int, default=128)
+    ap.add_argument('--epochs', type=int, default=30, help='epochs of 5 balanced batches')
+    ap.add_argument('--patience', type=int, default=15, help='early stopping on the validation loss')
+    ap.add_argument('--data-seed', type=int, default=0)
+    ap.add_argument('--runs', default=None, help='where to keep the run directories (default: a temporary folder)')
+    ap.add_argument('--out', default=str(RESULTS/'gated_variants'))
+    a = ap.parse_args(argv)
+    runs = Path(a.runs) if a.runs else Path(tempfile.mkdtemp(prefix='gated_variants_'))
+    # one SynthDerm set for every run, saved once: `seed` below is the training seed (initialisation, batches)
+    data = runs/'synthderm.nc'
+    save_synth(SynthSource.generate(n=a.n, size=a.size, seed=a.data_seed, progress=False).ds, data)
+    records, sf_all, t0 = [], {}, time.perf_counter()
+    for seed in a.seeds:
+        for name in a.variants:
+            system = get_system(name)
+            run_dir = runs/f'{name}-seed{seed}'
+            if run_dir.exists(): shutil.rmtree(run_dir)
+            cfg = system.config('quick', data=str(data), n=a.n, size=a.size, epochs=a.epochs, patience=a.patience, seed=seed)
+            t = time.perf_counter()
+            res = system.run(cfg, run_dir, progress=False)
+            run = load_run(run_dir)
+            sf = sharing_fraction(run.model)
+            sf_all[(seed, name)] = sf
+            rec = {'variant': name, 'seed': seed, 'epochs_run': res['epochs_run'], 'best_epoch': res['best_epoch'],
+                   'seconds': time.perf_counter() - t, 'test': res['test'],
+                   'draw': {b: criteria_draw(sf.sel(block=b)) for b in sf.block.values.tolist()},
+                   'checklist': res['checklist']}
+            records.append(rec)
+            print(f"{name:13s} seed {seed}: {res['epochs_run']} epochs (best {res['best_epoch']}), "
+                  f"criteria accuracy {res['test']['criteria_accuracy']:.3f}, DIAG accuracy {res['test']['DIAG_accuracy']:.3f}, "
+                  f"gate4 DIAG<-criteria {rec['draw']['gate4']['diag_from_criteria']:.3f} vs criteria<-criteria "
+                  f"{rec['draw']['gate4']['criteria_from_criteria']:.3f}  ({rec['seconds']:.0f} s)", flush=True)
+    summary = _summarise(records)
+    out = Path(a.out)
+    sf_da = xr.concat([xr.concat([sf_all[(s, v)] for v in a.variants], dim=pd.Index(a.variants, name='variant'))
+                       for s in a.seeds], dim=pd.Index(a.seeds, name='seed'))
+    with tempfile.TemporaryDirectory() as d:   # NetCDF via a temporary file, then moved into place
+        tmp = Path(d)/'sf.nc'
+        sf_da.to_dataset(name='sharing_fraction').to_netcdf(tmp)
+        out.parent.mkdir(parents=True, exist_ok=True); shutil.copy(tmp, out.with_suffix('.nc'))
+    summary['table2'].to_csv(out.with_suffix('.csv'))
+    save_json(out.with_suffix('.json'), {
+        'experiment': 'gated_variants', 'when': time.strftime('%Y-%m-%d %H:%M:%S'),
+        'command': 'python experiments/gated_variants.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        'settings': vars(a) | {'runs': str(runs)}, 'machine': _machine(), 'seconds': time.perf_counter() - t0,
+        'records': records, 'table2_mean_over_seeds': summary['table2'].reset_index().to_dict(orient='records'),
+        'draw_gate4': summary['draw'], 'gates_off_vs_standard': summary['off_vs_standard'],
+        'checklist_mean_over_seeds': summary['checklist']})
+    print(summary['table2'].round(3).to_string())
+    print(json.dumps({'draw_gate4': summary['draw'], 'gates_off_vs_standard': summary['off_vs_standard']}, indent=1))
+    print(f'-> {out}.json, .nc, .csv')
+
+
+def _summarise(records):
+    rows = []
+    for r in records:
+        t = table2(r['test'])
+        for task, row in t.iterrows(): rows.append({'variant': r['variant'], 'seed': r['seed'], 'task': task, **row})
+    df = pd.DataFrame(rows)
+    table = df.groupby(['variant', 'task'], sort=False)[['accuracy', 'recall', 'precision']].mean()
+    draw = {}
+    for v in dict.fromkeys(r['variant'] for r in records):
+        d = [r['draw']['gate4'] for r in records if r['variant'] == v]
+        draw[v] = {k: float(np.mean([x[k] for x in d])) for k in d[0]} | {
+            'seeds_with_diag_drawing_more': int(sum(x['diag_from_criteria'] > x['criteria_from_criteria'] for x in d)),
+            'seeds': len(d)}
+    acc = lambda v: {r['seed']: r['test']['criteria_accuracy'] for r in records if r['variant'] == v}
+    std, off = acc('gated'), acc('gated-off')
+    common = sorted(set(std) & set(off))
+    off_vs = {'seeds': common, 'standard': [std[s] for s in common], 'gates_off': [off[s] for s in common],
+              'mean_difference_standard_minus_off': float(np.mean([std[s] - off[s] for s in common])) if common else None}
+    ck = {}
+    for v in dict.fromkeys(r['variant'] for r in records):
+        for tau in ('tau1', 'tau3'):
+            for kind in ('inferred', 'direct', 'rule_on_truth'):
+                xs = [r['checklist'][tau][kind] for r in records if r['variant'] == v]
+                ck.setdefault(v, {}).setdefault(tau, {})[kind] = {
+                    'confusion_sum_over_seeds': np.sum([x['confusion'] for x in xs], 0).tolist(),
+                    **{m: float(np.mean([x[m] for x in xs])) for m in ('sensitivity', 'specificity', 'accuracy', 'balanced_accuracy')}}
+    return {'table2': table, 'draw': draw, 'off_vs_standard': off_vs, 'checklist': ck}
+
+
+def _machine():
+    return {'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
+            'python': platform.python_version(), 'load_average': os.getloadavg()}
+
+
+if __name__ == '__main__':
+    main()

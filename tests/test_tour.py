@@ -1,0 +1,86 @@
+"""`dermxai tour` end to end (smoke profile: every system, two training steps each): the run directories, summary.json,
+the re-run that reuses finished runs, and report.html opened in headless Chromium with every view drawn."""
+import json, os, time
+
+import pytest
+
+from browser import ARTIFACTS, browser, chromium_missing_reason
+from conftest import dermxai
+
+pytestmark = pytest.mark.timeout(1500)
+
+
+@pytest.fixture(scope='module')
+def tour(tmp_path_factory):
+    out = tmp_path_factory.mktemp('tour')/'tour'
+    t0 = time.perf_counter()
+    res = dermxai('tour', '--profile', 'smoke', '--out', out, '--no-progress', check=True)
+    return out, res, time.perf_counter() - t0
+
+
+def test_tour_writes_every_run_and_the_summary(tour):
+    from dermxai.report import VIEWS
+    from dermxai.tour import TOUR
+    out, res, _ = tour
+    s = json.loads((out/'summary.json').read_text())
+    assert set(s['runs']) == set(TOUR)
+    for name, r in s['runs'].items():
+        assert (out/'runs'/name/'metrics.json').exists() and (out/'runs'/name/'config.json').exists(), name
+        assert not r['reused'] and r['test'], name
+    # every view of the report drawn, and the command says so
+    assert {k for k, v in s['views'].items() if v['ok']} == {v.key for v in VIEWS}, s['views']
+    assert f"{len(VIEWS)} of {len(VIEWS)} views" in res.stdout and 'jupyter lab' in res.stdout
+
+
+def test_rerun_reuses_finished_runs(tour):
+    out, _, first = tour
+    before = {p: p.stat().st_mtime_ns for p in (out/'runs').rglob('model.safetensors')}
+    t0 = time.perf_counter()
+    res = dermxai('tour', '--profile', 'smoke', '--out', out, '--no-progress', check=True)
+    again = time.perf_counter() - t0
+    s = json.loads((out/'summary.json').read_text())
+    assert all(r['reused'] for r in s['runs'].values()), {k: r['reused'] for k, r in s['runs'].items()}
+    assert before and before == {p: p.stat().st_mtime_ns for p in before}     # no weights rewritten
+    assert '(reused)' in res.stdout and again < first
+
+
+def test_other_profile_retrains(tmp_path):
+    "A run made for another setting is not reused: its tour.json differs."
+    from dermxai.tour import run_tour
+    out = tmp_path/'t'
+    run_tour(out, 'smoke', runs=['resnet14'], progress=False, report=False)
+    key = out/'runs'/'resnet14'/'tour.json'
+    k = json.loads(key.read_text()); k['overrides']['epochs'] = 99; key.write_text(json.dumps(k))
+    s = run_tour(out, 'smoke', runs=['resnet14'], progress=False, report=False)
+    assert not s['runs']['resnet14']['reused'] and json.loads(key.read_text())['overrides']['epochs'] == 1
+
+
+def test_report_in_chromium(tour):
+    why = chromium_missing_reason()
+    if why:
+        if os.environ.get('CI') == 'true': pytest.fail(f'browser tests cannot run under CI: {why}')
+        pytest.skip(why)
+    from dermxai.report import VIEWS
+    out, _, _ = tour
+    ARTIFACTS.mkdir(exist_ok=True)
+    with browser() as b:
+        page = b.new_page(viewport={'width': 1300, 'height': 900})
+        errors = []
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        page.on('request', lambda r: errors.append(f'network request {r.url}') if not r.url.startswith(('file:', 'data:')) else None)
+        page.goto((out/'report.html').resolve().as_uri())
+        for v in VIEWS:
+            sec = page.locator(f'section.dermxai-view#view-{v.key}')
+            assert sec.get_attribute('data-ok') == 'true', v.key
+            svg = sec.locator('.js-plotly-plot .main-svg').first
+            svg.wait_for(timeout=30_000)
+            box = sec.locator('.js-plotly-plot').first.bounding_box()
+            assert box and box['width'] > 200 and box['height'] > 150, (v.key, box)
+            # drawn, not an empty frame: the figure has traces (heatmap cells, lines or images)
+            assert sec.locator('.js-plotly-plot .plot .trace, .js-plotly-plot .layer-above image, '
+                               '.js-plotly-plot .layer-below image, .js-plotly-plot .imagelayer image').count() > 0, v.key
+            sec.screenshot(path=str(ARTIFACTS/f'report-{v.key}.png'))
+        assert page.locator('section.dermxai-system').count() == len(json.loads((out/'summary.json').read_text())['runs'])
+        assert page.locator('section.dermxai-system table.dermxai-table').count() >= 1
+        page.screenshot(path=str(ARTIFACTS/'report.png'), full_page=True)
+        assert not errors, errors
