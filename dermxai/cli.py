@@ -86,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--fresh', action='store_true', help='retrain even finished runs')
     p.add_argument('--no-progress', action='store_true')
 
+    p = sub.add_parser('tatl-ablation', help="TATL's Table 2 ablation: stages 3 / 2,3 / 1,3 / 1,2,3 over seeds",
+                       description='Train the four stage combinations of TATL (Nguyen et al., Table 2) for each seed on one '
+                                   'data set; writes OUT/ablation.nc and OUT/ablation.csv. Finished runs are reused.')
+    p.add_argument('--data', default='synth', help="'synth' (one SynthDerm set, rendered into OUT/synth/), a .nc file or a folder")
+    p.add_argument('--out', required=True); p.add_argument('--profile', default='quick', choices=['quick', 'full'])
+    p.add_argument('--seeds', type=int, nargs='+', default=[0]); p.add_argument('--data-seed', type=int, default=0)
+    p.add_argument('--variants', nargs='+', default=None, help="stage combinations (default: all four), e.g. 3 1,2,3")
+    p.add_argument('--arch', choices=['unet', 'linknet']); p.add_argument('--encoder')
+    p.add_argument('--freeze', action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument('--attributes', nargs='+', help='attributes to train target segmenters for (default: all five)')
+    p.add_argument('--epochs', type=int); p.add_argument('--n', type=int); p.add_argument('--size', type=int)
+    p.add_argument('--batch-size', type=int); p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
+
     sub.add_parser('systems', help='list the registered systems')
 
     p = sub.add_parser('data', help='inspect a data set on disk', description='Inspect a data set on disk.')
@@ -195,6 +208,15 @@ def _cmd_tour(a):
     print(f"Open the report in a browser:  {Path(s.get('report', out/'report.html')).resolve().as_uri()}")
     print('Explore live in JupyterLab:     .venv/bin/jupyter lab nbs/   (then 40_widgets.ipynb or tutorials/)')
 
+def _cmd_tatl_ablation(a):
+    from dermxai.models_tatl import TABLE2, ablation_table, tatl_ablation
+    ds = tatl_ablation(a.out, data=a.data, profile=a.profile, seeds=a.seeds, data_seed=a.data_seed,
+                       variants=a.variants or list(TABLE2), progress=not a.no_progress,
+                       options={'arch': a.arch, 'encoder': a.encoder, 'freeze': a.freeze, 'attributes': a.attributes},
+                       epochs=a.epochs, n=a.n, size=a.size, batch_size=a.batch_size, device=a.device)
+    print(ablation_table(ds).to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+    print(f"wrote {Path(a.out)/'ablation.nc'} and {Path(a.out)/'ablation.csv'}")
+
 def _cmd_data(a):
     from dermxai.data import check_data
     chk = check_data(a.path, fmt=a.format, progress=not a.no_progress)
@@ -267,7 +289,8 @@ def main(argv=None) -> int:
     if a.command == 'train' and a.nproc > 1 and 'WORLD_SIZE' not in os.environ: return _launch_torchrun(a.nproc, argv)
     try:
         rc = {'synth': _cmd_synth, 'train': _cmd_train, 'evaluate': _cmd_evaluate, 'tour': _cmd_tour,
-              'systems': _cmd_systems, 'data': _cmd_data, 'explain': _cmd_explain, 'teach': _cmd_teach}[a.command](a)
+              'systems': _cmd_systems, 'data': _cmd_data, 'explain': _cmd_explain, 'teach': _cmd_teach,
+              'tatl-ablation': _cmd_tatl_ablation}[a.command](a)
     except DermxaiError as e:
         print(f'dermxai {a.command}: error: {e}', file=sys.stderr)
         return 2

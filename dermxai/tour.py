@@ -26,6 +26,7 @@ TOUR = {  # run name -> (system, config overrides per profile)
     'arl14': ('arl14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
     'attnmel': ('attnmel', {'quick': dict(epochs=1, batch_size=16, options={'roi': 'lesion'}),
                             'full': dict(epochs=50, options={'roi': 'lesion'})}),
+    'tatl': ('tatl', {'quick': dict(epochs=2, batch_size=16, steps_per_epoch=13), 'full': dict(epochs=100)}),
     # the gated network needs >= 91 px (four valid conv + pool stages): the quick tour's 64 px cases are resized to 96
     # (upsampled 64 px cases hold no more detail at 128 px, which has 1.8x the pixels to augment and convolve)
     'gated': ('gated', {'quick': dict(size=96), 'full': dict()}),
