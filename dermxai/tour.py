@@ -19,19 +19,20 @@ from .train import fit_system
 # %% auto #0
 __all__ = ['TOUR_DATA', 'TOUR', 'SMOKE', 'run_tour']
 
-# %% ../nbs/45_tour.ipynb #a7de0d3e
+# %% ../nbs/45_tour.ipynb #34938177
 TOUR_DATA = {'smoke': dict(n=240, size=64), 'quick': dict(n=600, size=64), 'full': dict(n=4000, size=224)}
 TOUR = {  # run name -> (system, config overrides per profile)
-    'resnet14': ('resnet14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
-    'arl14': ('arl14', {'quick': dict(epochs=3, batch_size=32), 'full': dict(epochs=40)}),
-    'attnmel': ('attnmel', {'quick': dict(epochs=1, batch_size=16, options={'roi': 'lesion'}),
+    # quick: sized so the whole tour takes about 7 minutes on a quiet 2-core CPU (bench/tour.py), half its 15-minute budget
+    'resnet14': ('resnet14', {'quick': dict(epochs=8, batch_size=32), 'full': dict(epochs=40)}),
+    'arl14': ('arl14', {'quick': dict(epochs=8, batch_size=32), 'full': dict(epochs=40)}),
+    'attnmel': ('attnmel', {'quick': dict(epochs=3, batch_size=16, options={'roi': 'lesion'}),
                             'full': dict(epochs=50, options={'roi': 'lesion'})}),
-    'tatl': ('tatl', {'quick': dict(epochs=2, batch_size=16, steps_per_epoch=13), 'full': dict(epochs=100)}),
+    'tatl': ('tatl', {'quick': dict(epochs=3, batch_size=16), 'full': dict(epochs=100)}),
     # the gated network needs >= 91 px (four valid conv + pool stages): the quick tour's 64 px cases are resized to 96
     # (upsampled 64 px cases hold no more detail at 128 px, which has 1.8x the pixels to augment and convolve)
-    'gated': ('gated', {'quick': dict(size=96), 'full': dict()}),
-    # ResNet-50 from scratch on two cores: 48 px (2 x 2 final maps, as at 64 px) keeps the quick run near 2 minutes
-    'location': ('location', {'quick': dict(size=48), 'full': dict()}),
+    'gated': ('gated', {'quick': dict(size=96, epochs=30), 'full': dict()}),
+    # ResNet-50 from scratch on two cores: 48 px (2 x 2 final maps, as at 64 px)
+    'location': ('location', {'quick': dict(size=48, epochs=6), 'full': dict()}),
 }
 SMOKE = dict(epochs=1, steps_per_epoch=2)   # the smoke profile: quick's settings, one epoch of two steps (tests)
 
