@@ -14,7 +14,6 @@ from .core import DataError, get_device, load_json, save_json
 from .datasets import SynthSource
 from .models import get_system
 from .synth import gallery, save_synth, synthderm
-from .train import fit_system
 
 # %% auto #0
 __all__ = ['TOUR_DATA', 'TOUR', 'SMOKE', 'run_tour']
