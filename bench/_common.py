@@ -10,7 +10,8 @@ RESULTS = Path(__file__).resolve().parent/'results'
 def machine() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'torch': torch.__version__,
-            'python': platform.python_version(), 'gpu': gpu, 'platform': platform.platform()}
+            'python': platform.python_version(), 'gpu': gpu, 'platform': platform.platform(),
+            'load_average_1_5_15_min': [round(v, 2) for v in os.getloadavg()]}   # other work on a shared machine slows every figure
 
 
 def save(name: str, figures: dict) -> Path:

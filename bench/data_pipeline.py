@@ -13,9 +13,9 @@ import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import save
-from dermxai.datasets import SynthSource
 from dermxai.models import get_system
-from dermxai.train import fit_system
+from dermxai.sources import SynthSource
+from dermxai.train import fit
 
 if __name__ == '__main__':
     system = get_system('resnet14')
@@ -25,7 +25,7 @@ if __name__ == '__main__':
         for workers in (0, 2):
             run = Path(tempfile.mkdtemp())/'run'
             cfg = system.config('quick', n=400, size=size, epochs=2, batch_size=32, num_workers=workers)
-            fit_system(system, cfg, run, progress=False, source=src)
+            fit(system, cfg, run, progress=False, source=src)
             with xr.open_dataset(run/'history.nc') as h:
                 share, ips = float(h.data_time_share[-1]), float(h.images_per_s[-1])
             key = f'{size}px, {workers} workers'

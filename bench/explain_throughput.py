@@ -13,21 +13,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
 
 from dermxai.core import get_device
-from dermxai.explain import Explainer
-from dermxai.models import ResNetClassifier
+from dermxai.explain import Explainer, get_method
+from dermxai.models_resnet import ResNetClassifier
 
 METHODS = ['cam', 'gradcam', 'ig', 'occlusion', 'saliency']
+PARAMS = {'ig': dict(steps=32, internal_batch_size=64), 'occlusion': dict(internal_batch_size=64)}
 
 
 def throughput(size, n, device, methods=METHODS):
     torch.manual_seed(0)
-    ex = Explainer(ResNetClassifier(14, 2), classes=['rest', 'MEL'], device=device, batch_size=16, internal_batch_size=64,
-                   ig_steps=32)
+    ex = Explainer(ResNetClassifier(14, 2), classes=['rest', 'MEL'], device=device, batch_size=16)
     x = torch.rand(n, 3, size, size)
     ex.explain(x[:2], methods=['cam', 'saliency'])   # warm-up
     out = {}
     for m in methods:
-        da = ex.explain(x, methods=[m], target='MEL')
+        da = ex.explain(x, methods=[get_method(m, **PARAMS.get(m, {}))], target='MEL')
         s = json.loads(da.attrs['seconds_per_method'])[m]
         out[m] = {'cases_per_s': n / s, 'seconds': s, 'cases': n}
         print(f'{size} px {m:10s} {n / s:8.2f} cases/s', flush=True)

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def one(name: str, steps: int, batch: int, compile_: bool) -> dict:
     import torch
-    from dermxai.datasets import SynthSource
     from dermxai.models import get_system
-    from dermxai.train import Trainer
+    from dermxai.sources import SynthSource
+    from dermxai.trainer import Trainer
     cuda = torch.cuda.is_available()
     system = get_system(name)
     cfg = system.config('full' if cuda else 'quick', batch_size=batch)
@@ -53,9 +53,9 @@ if __name__ == '__main__':
     steps, batch = a.steps or (20 if cuda else 6), a.batch or (32 if cuda else 8)
     if a.one:
         print(json.dumps(one(a.one, steps, batch, a.compile))); sys.exit(0)
-    from dermxai.models import system_names
+    from dermxai.models import list_systems
     from _common import save
-    names = a.systems or system_names()
+    names = a.systems or list_systems()
     rows = []
     for name in names:
         res = subprocess.run([sys.executable, __file__, '--one', name, '--steps', str(steps), '--batch', str(batch)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import save
-from dermxai.datasets import SynthSource
+from dermxai.sources import SynthSource
 from dermxai.models import get_system
 
 TARGET_S = 120

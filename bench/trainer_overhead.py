@@ -15,9 +15,10 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import save
 from dermxai.core import get_device
-from dermxai.datasets import ClassificationDataset, SynthSource
-from dermxai.models import ResNetClassifier
-from dermxai.train import Trainer
+from dermxai.datasets import ClassificationDataset
+from dermxai.models_resnet import ResNetClassifier
+from dermxai.sources import SynthSource
+from dermxai.trainer import Trainer
 
 SIZE, BATCH, STEPS = 64, 32, 24
 

@@ -15,10 +15,10 @@ from _common import save  # noqa: E402
 
 SETUP = '''
 import numpy as np, xarray as xr
-from dermxai.datasets import SynthSource
+from dermxai.sources import SynthSource
 from dermxai.vocab import TASKS
-from dermxai.widgets import (AttentionOverlay, ChecklistExplorer, ChecklistQuiz, CorrelationHeatmap, ScaleGateCurves,
-                             SharingFractionExplorer, checklist_fixture)
+from dermxai.widgets import AttentionOverlay, CorrelationHeatmap, ScaleGateCurves, SharingFractionExplorer
+from dermxai.widgets_checklist import ChecklistExplorer, ChecklistQuiz, checklist_fixture
 SIZE = {size}
 rng = np.random.default_rng(0)
 tasks = list(TASKS)

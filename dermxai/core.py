@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #252b32a2
 from __future__ import annotations
 
-import dataclasses, json, os, random, tempfile
+import dataclasses, json, os, random, signal, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DermxaiError', 'DataError', 'get_device', 'seed_everything', 'get_rng_state', 'set_rng_state', 'dermxai_home',
+__all__ = ['PARTIAL', 'DermxaiError', 'DataError', 'get_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
+           'seed_sequence', 'derive_seed', 'random_stream', 'dermxai_home', 'fault_point', 'remove_partial',
            'atomic_path', 'atomic_write_text', 'save_json', 'load_json', 'Config', 'TrainConfig']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
@@ -79,6 +80,21 @@ def set_rng_state(tensors:dict[str, torch.Tensor], meta:dict[str, Any]):
     cuda = [tensors[f'cuda{i}'] for i in range(torch.cuda.device_count()) if f'cuda{i}' in tensors]
     if cuda: torch.cuda.set_rng_state_all(cuda)
 
+# %% ../nbs/00_core.ipynb #a438cdf7
+_MASK64 = 2**64 - 1
+
+def seed_sequence(*keys:int) -> np.random.SeedSequence:
+    "NumPy's `SeedSequence` of the integer `keys` (negative keys wrap to 64 bits): the root of every derived stream."
+    return np.random.SeedSequence([int(k) & _MASK64 for k in keys])
+
+def derive_seed(*keys:int) -> int:
+    "A 63-bit seed for `keys`, e.g. (run seed, epoch, purpose): distinct key tuples give unrelated streams."
+    return int(seed_sequence(*keys).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+def random_stream(*keys:int) -> np.random.Generator:
+    "A NumPy generator whose stream is a function of `keys` alone."
+    return np.random.default_rng(seed_sequence(*keys))
+
 # %% ../nbs/00_core.ipynb #9aa86ada
 def dermxai_home() -> Path:
     "Folder for generated data and caches: `$DERMXAI_HOME` or `~/.cache/dermxai` (created)."
@@ -86,12 +102,29 @@ def dermxai_home() -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
+PARTIAL = '.partial-'   # in the name of every file being written: what a killed process leaves behind
+_FAULTS: dict[str, int] = {}
+
+def fault_point(name:str):
+    """Fault injection for tests: SIGKILL this process the `n`-th time it reaches the point `name` while
+    `$DERMXAI_FAULT` is 'name@n' (n = 1 if omitted). Every atomic write is the point 'write:<file name>'."""
+    spec = os.environ.get('DERMXAI_FAULT')
+    if not spec or spec.partition('@')[0] != name: return
+    _FAULTS[name] = _FAULTS.get(name, 0) + 1
+    if _FAULTS[name] == int(spec.partition('@')[2] or 1): os.kill(os.getpid(), signal.SIGKILL)
+
+def remove_partial(folder:str|Path) -> list[Path]:
+    "Delete the partly written files a killed process left in `folder` (not below it); returns them."
+    gone = [p for p in Path(folder).glob(f'.*{PARTIAL}*') if p.is_file()]
+    for p in gone: p.unlink()
+    return gone
+
 @contextmanager
 def atomic_path(path:str|Path, suffix:str|None=None):
     "Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`, on error removed."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=suffix or '.tmp', dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}{PARTIAL}', suffix=suffix or '.tmp', dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0); os.umask(umask)
@@ -99,6 +132,7 @@ def atomic_path(path:str|Path, suffix:str|None=None):
     try:
         yield tmp
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        fault_point(f'write:{path.name}')
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
@@ -130,18 +164,32 @@ def _json_default(o):
 # %% ../nbs/00_core.ipynb #7d7431fa
 _SCALARS = {'int': int, 'float': float, 'str': str, 'bool': bool}
 
-def _check_type(name, value, annot, cls):
-    "Validate `value` against a simple annotation string such as 'int', 'float | None', 'dict'."
-    kinds = [a.strip() for a in str(annot).replace('Optional[', '').replace(']', '').split('|')]
+def _kinds(annot) -> list[str]:
+    "The alternatives of an annotation string: 'float | None' -> ['float', 'None']; 'Optional[int]' -> ['int', 'None']."
+    a = str(annot).strip()
+    if a.startswith('Optional[') and a.endswith(']'): a = a[9:-1] + ' | None'
+    return [k.strip() for k in a.split('|')]
+
+def _check_type(name, value, annot, cls, source=None, element:bool=False):
+    """Validate `value` against an annotation string ('int', 'float | None', 'list[float]', 'dict'...): ints become
+    floats where a float is expected, and, inside a typed list, text that spells a number becomes that number."""
+    kinds = _kinds(annot)
+    bad = lambda why: DataError(f'{cls.__name__}: {why}', file=source, field=name, value=value, expected=' | '.join(kinds))
     if value is None:
         if 'None' in kinds: return value
-        raise DataError(f'{cls.__name__}: value may not be null', field=name, value=value, expected=' | '.join(kinds))
+        raise bad('value may not be null')
     for k in kinds:
+        if k.startswith(('list[', 'tuple[')) and isinstance(value, (list, tuple)):
+            inner = k[k.index('[') + 1:-1]
+            return [_check_type(name, v, inner, cls, source, element=True) for v in value]
         t = _SCALARS.get(k)
+        if t in (int, float) and element and isinstance(value, str):
+            try: value = t(value)
+            except ValueError: continue
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
         if t is not None and isinstance(value, t) and not (t is int and isinstance(value, bool)): return value
         if k.startswith(('dict', 'list', 'tuple', 'Any')) and k.startswith('dict') == isinstance(value, dict): return value
-    raise DataError(f'{cls.__name__}: wrong type', field=name, value=value, expected=' | '.join(kinds))
+    raise bad('wrong type')
 
 @dataclass
 class Config:
@@ -153,12 +201,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, d:dict, source:str|Path|None=None):
-        "Build from a dict; unknown keys and wrong types raise a `DataError` naming the key."
+        "Build from a dict; unknown keys and wrong types raise a `DataError` naming the file and the key."
+        if not isinstance(d, dict): raise DataError(f'{cls.__name__}: not a JSON object', file=source, value=type(d).__name__,
+                                                    expected=f'an object with keys among {[f.name for f in fields(cls)]}')
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(known))
         if unknown: raise DataError(f'{cls.__name__}: unknown key', file=source, field=unknown[0], value=d[unknown[0]],
                                     expected=f'one of {sorted(known)}')
-        return cls(**{k: _check_type(k, v, known[k].type, cls) for k, v in d.items()})
+        return cls(**{k: _check_type(k, v, known[k].type, cls, source) for k, v in d.items()})
 
     @classmethod
     def load(cls, path:str|Path): return cls.from_dict(load_json(path), source=path)

@@ -5,9 +5,11 @@
 # %% ../nbs/13_models_tatl.ipynb #01bb2f22
 from __future__ import annotations
 
-import math, time, warnings
+import math, warnings
 from itertools import repeat
 from pathlib import Path
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,22 +18,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import xarray as xr
-from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from .core import DataError, DermxaiError, TrainConfig, atomic_path, get_device, load_json, save_json
-from .datasets import CaseSource, SegmentationDataset, open_source
+from fastcore.basics import patch
+
+from .core import DataError, TrainConfig, atomic_path, get_device, load_json
+from .datasets import SegmentationDataset
 from .losses import SegmentationMetrics
-from .models import Normalize, System, get_system, read_weights, register_system, save_weights
+from .sources import CaseSource
+from .systems import Normalize, Options, Stage, System, option, register_system
+from .weights import load_weights, read_weights
 from .vocab import ISIC_ATTRIBUTES
 
 # %% auto #0
 __all__ = ['TATL_ARCHS', 'TABLE2', 'PAPER_TABLE2', 'SegmentNet', 'load_encoder_weights', 'tatl_loss', 'lesion_box', 'box_pixels',
-           'boxes_from_logits', 'crop_to_box', 'paste_back', 'LesionCropDataset', 'parse_stages', 'TATLModel', 'TATL',
-           'score_tatl', 'overlay', 'tatl_overlays', 'tatl_ablation', 'ablation_table']
+           'boxes_from_logits', 'crop_to_box', 'paste_back', 'LesionCropDataset', 'parse_stages', 'TATLModel',
+           'TATLOptions', 'TATL', 'score_tatl']
 
 # %% ../nbs/13_models_tatl.ipynb #cc132342
 TATL_ARCHS = {'unet': smp.Unet, 'linknet': smp.Linknet}
@@ -247,25 +252,35 @@ def _table2_row(variant:str, freeze:bool) -> str:
     v = ','.join(map(str, parse_stages(variant)))
     return f"{TABLE2[v]} ({'TATL-Freeze' if freeze else 'TATL-Non-Freeze'})" if '2' in v else TABLE2[v]
 
+@dataclass
+class TATLOptions(Options):
+    "TATL's options; `stage`, `target` and `boxes` are set by the system for each network's sub-run."
+    arch: str = option('unet', "decoder: 'unet' (U-shape) or 'linknet' (Link-shape)", list(TATL_ARCHS))
+    encoder: str = option('efficientnet-b0', 'any segmentation-models-pytorch encoder, e.g. efficientnet-b0 ... -b7')
+    freeze: bool = option(False, "TATL-Freeze: keep the encoder of the target segmenters fixed at the union segmenter's")
+    stages: str = option('1,2,3', "which stages: '1,2,3' (TATL), '1,3', '2,3' or '3' (the paper's Table 2)")
+    offset: float = option(0.04, "margin around Segment-Net's lesion box, as a fraction of the image's longer side")
+    train_crops: str = option('predicted', "boxes for the training crops: 'predicted' (Segment-Net) or 'truth' (lesion masks)",
+                              ['predicted', 'truth'])
+    attributes: list[str] = option(list(ISIC_ATTRIBUTES), 'the attributes to train target segmenters for', ISIC_ATTRIBUTES)
+    weights: str | None = option(None, 'local file with encoder weights for the networks not initialised from the union segmenter')
+    stage: str | None = option(None, "the network a sub-run trains ('stage1_lesion', 'stage2_union', 'stage3_<attribute>')", internal=True)
+    target: str | None = option(None, "that network's target mask", internal=True)
+    boxes: str | None = option(None, "the lesion boxes of stage 1 (boxes.nc) that the sub-run's crops are cut to", internal=True)
+    def check(self):
+        parse_stages(self.stages)
+        if not self.attributes: raise DataError('no attributes to train', field='attributes', expected=f'some of {ISIC_ATTRIBUTES}')
+
+# %% ../nbs/13_models_tatl.ipynb #09359dba
 @register_system('tatl')
 class TATL(System):
     "TATL: lesion Segment-Net -> attribute-agnostic (union) segmenter -> five target segmenters initialised from it."
     paper = 'Nguyen et al., TATL: Task Agnostic Transfer Learning for Skin Attributes Detection (Medical Image Analysis 2022)'
     task_family = 'segmentation'
-    options = {'arch': 'unet', 'encoder': 'efficientnet-b0', 'freeze': False, 'stages': '1,2,3', 'offset': 0.04,
-               'train_crops': 'predicted', 'attributes': list(ISIC_ATTRIBUTES), 'weights': None}
-    option_help = {'arch': "decoder: 'unet' (U-shape) or 'linknet' (Link-shape)",
-                   'encoder': "any segmentation-models-pytorch encoder, e.g. efficientnet-b0 ... -b7",
-                   'freeze': 'TATL-Freeze: keep the encoder of the target segmenters fixed at the union segmenter\'s',
-                   'stages': "which stages: '1,2,3' (TATL), '1,3', '2,3' or '3' (the paper's Table 2)",
-                   'offset': "margin around Segment-Net's lesion box, as a fraction of the image's longer side",
-                   'train_crops': "boxes for the training crops: 'predicted' (Segment-Net) or 'truth' (lesion masks)",
-                   'attributes': 'the attributes to train target segmenters for',
-                   'weights': 'local file with encoder weights for the networks not initialised from the union segmenter'}
+    Options = TATLOptions
     profiles = {'quick': dict(n=400, size=64, epochs=2, batch_size=16, weight_decay=0.0, patience=3),
                 'full': dict(n=4000, size=256, epochs=100, batch_size=16, weight_decay=0.0, patience=10, num_workers=4)}
 
-    # --- one network per sub-run --------------------------------------------------------------------------------
     def build_model(self, cfg:TrainConfig) -> nn.Module:
         "One SegmentNet for a stage's sub-run; the whole TATLModel for the run itself."
         o = cfg.options
@@ -275,10 +290,6 @@ class TATL(System):
     def prepare(self, cfg:TrainConfig, source:CaseSource) -> TrainConfig:
         "Check that the source has every mask TATL needs (the union is derived from the attribute masks)."
         o = cfg.options
-        parse_stages(o['stages'])
-        if o['train_crops'] not in ('predicted', 'truth'):
-            raise DataError('unknown train_crops', field='train_crops', value=o['train_crops'], expected="'predicted' or 'truth'")
-        if not o['attributes']: raise DataError('no attributes to train', field='attributes', expected=f'some of {ISIC_ATTRIBUTES}')
         need = (['lesion'] if 1 in parse_stages(o['stages']) else []) + list(o['attributes'])
         missing = [m for m in need if m not in source.mask_names]
         if missing: raise DataError(f'{source.name} has no such mask', field='mask', value=missing[0], expected=f'one of {source.mask_names}')
@@ -287,20 +298,13 @@ class TATL(System):
     def dataset(self, cfg:TrainConfig, source:CaseSource, split:str):
         "A stage's data: its target mask, on lesion crops when stage 1 made boxes; the run's: every mask, whole images."
         o = cfg.options
-        if not o.get('stage'):
-            stages = parse_stages(o['stages'])
-            targets = (['lesion'] if 1 in stages else []) + (['union'] if 2 in stages else []) + list(o['attributes'])
-            return SegmentationDataset(source, split, targets=targets, size=cfg.size, augment=False)
+        if not o.get('stage'): return SegmentationDataset(source, split, targets=list(self.heads(cfg)), size=cfg.size, augment=False)
         if o.get('boxes'):
             return LesionCropDataset(source, split, targets=[o['target']], size=cfg.size,
                                      boxes=_stage_boxes(o['boxes'], split, o['train_crops']))
         return SegmentationDataset(source, split, targets=[o['target']], size=cfg.size)
 
     def loss(self, cfg:TrainConfig): return tatl_loss()
-
-    def metrics(self, cfg:TrainConfig):
-        o = cfg.options
-        return SegmentationMetrics([o['target']] if o.get('target') else self.heads(cfg))
 
     # --- explanation hooks --------------------------------------------------------------------------------------------
     def heads(self, cfg:TrainConfig) -> dict[str, list[str]]:
@@ -311,10 +315,6 @@ class TATL(System):
         names = (['lesion'] if 1 in stages else []) + (['union'] if 2 in stages else []) + list(o['attributes'])
         return {n: [n] for n in names}
 
-    def head_logits(self, outputs, head:str) -> torch.Tensor:
-        "Logit map (N, 1, H, W) of `head` in the input frame; reduce it over any mask region to explain that region."
-        return outputs[head] if isinstance(outputs, dict) else outputs
-
     def cam_layer(self, model:nn.Module, head:str|None=None) -> nn.Module:
         "The encoder's deepest block of `head`'s network (default: the first network, as the explainer's default head)."
         if isinstance(model, TATLModel):
@@ -323,106 +323,8 @@ class TATL(System):
             return model.nets[head].cam_layer()
         return model.cam_layer()
 
-    # --- running --------------------------------------------------------------------------------------------------
-    def _stage_cfg(self, cfg, stage:str, target:str, boxes=None) -> TrainConfig:
-        return cfg.replace(options={**cfg.options, 'stage': stage, 'target': target,
-                                    'boxes': str(Path(boxes).resolve()) if boxes else None})
-
-    def run(self, cfg:TrainConfig, out:str|Path, resume:bool=False, progress:bool=True) -> dict:
-        "Train the stages into sub-runs of `out`, assemble the TATLModel, score it on the test split; returns the metrics."
-        from dermxai.train import _check_resumable, fit_system
-        out, t0 = Path(out), time.perf_counter()
-        if not resume and (out/'config.json').exists():
-            what = 'a finished run' if (out/'metrics.json').exists() else 'an unfinished run'
-            raise DermxaiError(f'{out} already holds {what}: add --resume to continue it, or choose another --out')
-        if resume and (out/'metrics.json').exists() and (out/'config.json').exists():
-            done = load_json(out/'metrics.json')
-            if done.get('epochs_planned') == cfg.epochs: return done
-        source = open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=progress)
-        cfg = self.prepare(cfg, source)
-        if resume and (out/'config.json').exists(): cfg = _check_resumable(TrainConfig.load(out/'config.json'), cfg, out)
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out/'config.json')
-        o, stages = cfg.options, parse_stages(cfg.options['stages'])
-        say = (lambda s: tqdm.write(s)) if progress else (lambda s: None)
-        fit = lambda system, scfg, d: fit_system(system, scfg, out/d, resume=True, progress=progress, source=source)
-        summaries, boxes = {}, None
-        if 1 in stages:
-            say('== TATL stage 1: Segment-Net (lesion)')
-            summaries['stage1_lesion'] = fit(_Stage(), self._stage_cfg(cfg, 'stage1_lesion', 'lesion'), 'stage1_lesion')
-            boxes, lesion_net = out/'stage1_lesion'/'boxes.nc', out/'stage1_lesion'/'model.safetensors'
-            if not boxes.exists() or boxes.stat().st_mtime_ns < lesion_net.stat().st_mtime_ns:   # new or retrained Segment-Net
-                _write_boxes(cfg, source, out/'stage1_lesion', boxes, progress)
-        init = None
-        if 2 in stages:
-            say('== TATL stage 2: attribute-agnostic segmenter (union of the attributes)')
-            summaries['stage2_union'] = fit(_Stage(), self._stage_cfg(cfg, 'stage2_union', 'union', boxes), 'stage2_union')
-            init = read_weights(out/'stage2_union'/'model.safetensors')[0]
-        for a in o['attributes']:
-            how = ('from the union segmenter' + (', encoder frozen' if o['freeze'] else '')) if init is not None else 'from scratch'
-            say(f'== TATL stage 3: target segmenter {a} ({how})')
-            summaries[f'stage3_{a}'] = fit(_Stage(init), self._stage_cfg(cfg, f'stage3_{a}', a, boxes), f'stage3_{a}')
-        model = self.build_model(cfg)
-        for name, net in model.nets.items():
-            d = {'lesion': 'stage1_lesion', 'union': 'stage2_union'}.get(name, f'stage3_{name}')
-            net.load_state_dict(read_weights(out/d/'model.safetensors')[0])
-        save_weights(model, out/'model.safetensors', {'system': self.name, 'stages': list(stages)})
-        _write_history(out, list(summaries))
-        scored = score_tatl(model, cfg, source, 'test', device=cfg.device, progress=progress)
-        _save_scores(out, scored)
-        result = {'system': self.name, 'profile': cfg.profile, 'data': str(cfg.data), 'device': str(get_device(cfg.device)),
-                  'stages': list(stages), 'arch': o['arch'], 'encoder': o['encoder'], 'freeze': bool(o['freeze']),
-                  'epochs_planned': cfg.epochs, 'epochs_run': {k: s['epochs_run'] for k, s in summaries.items()},
-                  'test': scored['metrics'], 'attributes': _attribute_table(source, o['attributes'], scored['metrics']),
-                  'boxes': scored['boxes'], 'cases': {s: int(len(source.split_indices(s))) for s in ('train', 'valid', 'test')},
-                  'stage_runs': {k: {f: s.get(f) for f in ('epochs_run', 'best_epoch', 'best', 'train_time_s', 'images_per_s', 'test')}
-                                 for k, s in summaries.items()},
-                  'train_time_s': float(sum(s['train_time_s'] for s in summaries.values())),
-                  'images_per_s': float(np.mean([s['images_per_s'] for s in summaries.values()])),
-                  'wall_time_s': time.perf_counter() - t0}
-        save_json(out/'metrics.json', result)
-        return result
-
-    def evaluate(self, run_dir:str|Path, split:str='test', device=None, progress:bool=True) -> dict:
-        "Score a trained TATL run on `split` again (boxes recomputed by its Segment-Net); a stage's sub-run alone too."
-        from dermxai.train import evaluate_run, load_run
-        cfg = TrainConfig.load(Path(run_dir)/'config.json')
-        if cfg.options.get('stage'): return evaluate_run(run_dir, split=split, device=device, progress=progress)
-        run = load_run(run_dir, device)
-        return score_tatl(run.model, run.cfg, run.source(progress), split, device=device, progress=progress)['metrics']
-
-    def paper_table(self, run_dir:str|Path) -> pd.DataFrame:
-        """Test Jaccard per attribute and their average in the shape of Table 2 of Nguyen et al.: one row per stage
-        combination (and strategy). `run_dir` is one run (one row), or a `tatl_ablation` directory or its `ablation.nc`
-        (a row per variant, the mean over its seeds)."""
-        run_dir = Path(run_dir)
-        abl = run_dir if run_dir.suffix == '.nc' else run_dir/'ablation.nc'
-        if abl.exists():
-            with xr.open_dataset(abl) as ds: ds = ds.load()
-            freeze, attrs, seeds = bool(ds.attrs.get('freeze')), list(ds.attribute.values), list(ds.seed.values)
-            J = ds.jaccard.mean('seed').to_pandas()
-            J.index = [_table2_row(v, freeze) for v in ds.variant.values]
-            J['average'] = ds.jaccard.mean('attribute').mean('seed').values
-            paper = ds.paper_jaccard.to_pandas()
-            paper.index, paper['average'] = J.index, paper.mean(axis=1, skipna=False)
-            note = f'mean over seeds {seeds}'
-        else:
-            m = load_json(run_dir/'metrics.json')
-            attrs = list(m['attributes'])
-            v = ','.join(map(str, m['stages']))
-            J = pd.DataFrame([[m['test'][f'jaccard_{a}'] for a in attrs]], columns=attrs, index=[_table2_row(v, m['freeze'])])
-            J['average'] = m['test']['jaccard']
-            paper = pd.DataFrame([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs]], columns=attrs, index=J.index)
-            paper['average'] = paper.mean(axis=1, skipna=False)
-            note = f"seed {TrainConfig.load(run_dir/'config.json').seed}"
-        J.index.name = J.columns.name = None
-        J.attrs['caption'] = (f'Table 2 of Nguyen et al. (TATL): test Jaccard index per attribute (ISIC 2018 Task 2 '
-                              f'scoring, set level) by stage combination; {note}')
-        if paper.notna().any().any(): J.attrs['paper'] = paper   # only numbers we found (PAPER_TABLE2); none so far
-        return J
-
 class _Stage(TATL):
-    "One network of a TATL run as `fit_system` trains it: started from `init` (the union segmenter) or the encoder file."
+    "One network of a TATL run as `fit` trains it: started from `init` (the union segmenter) or the encoder file."
     def __init__(self, init:dict|None=None): super().__init__('tatl'); self.init = init
     def build_model(self, cfg):
         net, o = super().build_model(cfg), cfg.options
@@ -433,10 +335,9 @@ class _Stage(TATL):
         return net
 
 # %% ../nbs/13_models_tatl.ipynb #8790eaea
-def _write_boxes(cfg:TrainConfig, source:CaseSource, stage_dir:Path, path:Path, progress:bool=True):
-    from dermxai.train import load_run
-    net, offset = load_run(stage_dir, cfg.device).model, cfg.options['offset']
-    dev = next(net.parameters()).device
+def _write_boxes(net:nn.Module, cfg:TrainConfig, source:CaseSource, path:Path, progress:bool=True):
+    "OUT/stage1_lesion/boxes.nc: Segment-Net's predicted box and the true lesion box of every case of `source`."
+    offset, dev = cfg.options['offset'], next(net.parameters()).device
     ds = SegmentationDataset(source, None, targets=['lesion'], size=cfg.size, augment=False)
     pred, true = np.zeros((len(source), 4)), np.zeros((len(source), 4))
     with torch.no_grad():
@@ -450,14 +351,39 @@ def _write_boxes(cfg:TrainConfig, source:CaseSource, stage_dir:Path, path:Path, 
                      coords={'case': np.arange(len(source)), 'corner': corner}, attrs={'offset': offset})
     with atomic_path(path, suffix='.nc') as tmp: out.to_netcdf(tmp)
 
-def _write_history(out:Path, stages:list):
-    parts = []
-    for s in stages:
-        with xr.open_dataset(out/s/'history.nc') as h:
-            h = h[[v for v in h.data_vars if h[v].dims == ('epoch',)]].load()
-        parts.append(h.expand_dims(stage=[s]))
-    hist = xr.concat(parts, dim='stage', join='outer')
-    with atomic_path(out/'history.nc', suffix='.nc') as tmp: hist.to_netcdf(tmp)
+@patch
+def _stage_cfg(self:TATL, cfg:TrainConfig, stage:str, target:str, boxes=None) -> TrainConfig:
+    "The configuration of one network's sub-run: the run's, with the stage, its target and its boxes."
+    return cfg.replace(options={**cfg.options, 'stage': stage, 'target': target,
+                                'boxes': str(Path(boxes).resolve()) if boxes else None})
+
+@patch
+def stages(self:TATL, cfg:TrainConfig, source:CaseSource, out:Path, progress:bool=True):
+    "None for a stage's sub-run (one network); for the run, the plan of `_plan`."
+    return None if cfg.options.get('stage') else self._plan(cfg, source, Path(out), progress)
+
+@patch
+def _plan(self:TATL, cfg:TrainConfig, source:CaseSource, out:Path, progress:bool=True):
+    "Segment-Net (and its boxes), the union segmenter, then each target segmenter from its weights; returns the TATLModel."
+    o, stages = cfg.options, parse_stages(cfg.options['stages'])
+    boxes, init = None, None
+    if 1 in stages:
+        net = yield Stage('stage1_lesion', _Stage(), self._stage_cfg(cfg, 'stage1_lesion', 'lesion'), 'Segment-Net (lesion)')
+        boxes, lesion_net = out/'stage1_lesion'/'boxes.nc', out/'stage1_lesion'/'model.safetensors'
+        if not boxes.exists() or boxes.stat().st_mtime_ns < lesion_net.stat().st_mtime_ns:   # new or retrained Segment-Net
+            _write_boxes(net, cfg, source, boxes, progress)
+    if 2 in stages:
+        net = yield Stage('stage2_union', _Stage(), self._stage_cfg(cfg, 'stage2_union', 'union', boxes),
+                          'attribute-agnostic segmenter (union of the attributes)')
+        init = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    for a in o['attributes']:
+        how = ('from the union segmenter' + (', encoder frozen' if o['freeze'] else '')) if init is not None else 'from scratch'
+        yield Stage(f'stage3_{a}', _Stage(init), self._stage_cfg(cfg, f'stage3_{a}', a, boxes), f'target segmenter {a} ({how})')
+    model = self.build_model(cfg)
+    for name, net in model.nets.items():
+        d = {'lesion': 'stage1_lesion', 'union': 'stage2_union'}.get(name, f'stage3_{name}')
+        load_weights(net, out/d/'model.safetensors')
+    return model
 
 # %% ../nbs/13_models_tatl.ipynb #15206230
 def score_tatl(model:TATLModel, cfg:TrainConfig, source:CaseSource, split:str='test', device=None,
@@ -540,96 +466,44 @@ def _attribute_table(source:CaseSource, attrs, metrics:dict) -> dict:
     return {a: {'jaccard': metrics.get(f'jaccard_{a}'), 'dice': metrics.get(f'dice_{a}'), 'train_image_share': share[a]}
             for a in attrs}
 
-# %% ../nbs/13_models_tatl.ipynb #7c3df575
-def overlay(image, truth=None, pred=None, alpha:float=0.5) -> np.ndarray:
-    "`image` (H, W, 3; uint8 or [0, 1]) with `truth` in green and `pred` in red (overlap yellow), blended by `alpha`."
-    img = np.asarray(image)
-    img = (img * 255 if img.dtype.kind == 'f' else img).astype(np.float64)
-    color, cover = np.zeros_like(img), np.zeros(img.shape[:2], bool)
-    if truth is not None: t = np.asarray(truth, bool); color[..., 1] = 255 * t; cover |= t
-    if pred is not None: p = np.asarray(pred, bool); color[..., 0] = 255 * p; cover |= p
-    out = img.copy()
-    out[cover] = (1 - alpha) * img[cover] + alpha * color[cover]
-    return out.round().clip(0, 255).astype(np.uint8)
+# %% ../nbs/13_models_tatl.ipynb #69417568
+@patch
+def evaluate(self:TATL, model:nn.Module, cfg:TrainConfig, source:CaseSource, split:str='test', out:Path|None=None,
+             device=None, progress:bool=True) -> dict:
+    """A stage's network: the Trainer's scores. The whole TATL model: the ISIC 2018 Task 2 scores of `split` in the
+    original frame (`score_tatl`), the attribute table and the box coverage; with `out`, per-image scores and predictions."""
+    if cfg.options.get('stage'): return System.evaluate(self, model, cfg, source, split, out, device, progress)
+    scored = score_tatl(model, cfg, source, split, device=device, progress=progress)
+    if out is not None: _save_scores(Path(out), scored)
+    return {**scored['metrics'], 'attributes': _attribute_table(source, cfg.options['attributes'], scored['metrics']),
+            'boxes': scored['boxes']}
 
-def tatl_overlays(run_dir:str|Path, cases=None, masks=None, tile:int=96, source:CaseSource|None=None) -> Image.Image:
-    "A grid of a run's test predictions: per case the image, the union mask and each attribute (truth green, prediction red)."
+@patch
+def paper_table(self:TATL, run_dir:str|Path) -> pd.DataFrame:
+    """Test Jaccard per attribute and their average in the shape of Table 2 of Nguyen et al.: one row per stage
+    combination (and strategy). `run_dir` is one run (one row), or a `tatl_ablation` directory or its `ablation.nc`
+    (a row per variant, the mean over its seeds)."""
     run_dir = Path(run_dir)
-    cfg = TrainConfig.load(run_dir/'config.json')
-    with xr.open_dataset(run_dir/'predictions.nc') as p: pred = p.load()
-    source = source or open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=False)
-    cases = list(pred.case.values[:6]) if cases is None else list(cases)
-    masks = masks or ['union', *cfg.options['attributes']]
-    frame = SegmentationDataset(source, 'test', targets=masks, size=cfg.size, augment=False)
-    pos = {int(r): k for k, r in enumerate(frame.indices)}
-    rows = []
-    for c in cases:
-        it = frame[pos[int(c)]]
-        img = (it['image'].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        tiles = [img]
-        for k, m in enumerate(masks):
-            have = m in pred.mask.values
-            pm = pred.pred.sel(case=c, mask=m).values.astype(bool) if have else None
-            if m == 'union' and not have:   # without a union segmenter: the OR of the attribute predictions
-                pm = pred.pred.sel(case=c, mask=[a for a in cfg.options['attributes'] if a in pred.mask.values]).values.any(0)
-            tiles.append(overlay(img, it['mask'][k].numpy() > 0.5, pm))
-        rows.append(np.concatenate([np.asarray(Image.fromarray(t).resize((tile, tile), Image.NEAREST)) for t in tiles], 1))
-    grid = Image.fromarray(np.concatenate([np.full((14, rows[0].shape[1], 3), 255, np.uint8), *rows], 0))
-    draw = ImageDraw.Draw(grid)
-    for k, name in enumerate(['image', *masks]): draw.text((k * tile + 2, 1), name[:16], fill=(0, 0, 0))
-    return grid
-
-# %% ../nbs/13_models_tatl.ipynb #21e42657
-def tatl_ablation(out:str|Path, data:str='synth', profile:str='quick', seeds=(0,), options:dict|None=None,
-                  variants=tuple(TABLE2), data_seed:int=0, progress:bool=True, **overrides) -> xr.Dataset:
-    "Train Table 2's stage combinations over `seeds`; write OUT/ablation.nc and OUT/ablation.csv; returns the Dataset."
-    from dermxai.synth import save_synth, synthderm
-    out, system = Path(out), get_system('tatl')
-    variants = [','.join(map(str, parse_stages(v))) for v in variants]
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    base = system.config(profile, options=options, **overrides)
-    attrs = list(base.options['attributes'])
-    if str(data) == 'synth':
-        path = out/'synth'/'synthderm.nc'
-        if not path.exists(): save_synth(synthderm(n=base.n, size=base.size, seed=data_seed, progress=progress), path)
-        data = str(path)
-    J, D = (np.full((len(variants), len(seeds), len(attrs)), np.nan) for _ in range(2))
-    share = None
-    for vi, v in enumerate(variants):
-        for si, seed in enumerate(seeds):
-            run_dir = out/f"stages{v.replace(',', '')}"/f'seed{seed}'
-            if progress: tqdm.write(f'=== ablation: {TABLE2[v]}, seed {seed} -> {run_dir}')
-            cfg = system.config(profile, options={**options, 'stages': v}, **{**overrides, 'data': data, 'seed': seed})
-            res = system.run(cfg, run_dir, resume=run_dir.exists(), progress=progress)
-            J[vi, si] = [res['test'][f'jaccard_{a}'] for a in attrs]
-            D[vi, si] = [res['test'][f'dice_{a}'] for a in attrs]
-            share = [res['attributes'][a]['train_image_share'] for a in attrs]
-    P = np.array([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs] for v in variants])
-    ds = xr.Dataset({'jaccard': (('variant', 'seed', 'attribute'), J), 'dice': (('variant', 'seed', 'attribute'), D),
-                     'paper_jaccard': (('variant', 'attribute'), P), 'train_image_share': ('attribute', np.asarray(share, float))},
-                    coords={'variant': variants, 'label': ('variant', [TABLE2[v] for v in variants]),
-                            'seed': list(seeds), 'attribute': attrs},
-                    attrs={'profile': profile, 'data': str(data), 'data_seed': data_seed, 'arch': base.options['arch'],
-                           'encoder': base.options['encoder'], 'freeze': int(bool(base.options['freeze'])),
-                           'epochs': base.epochs, 'size': base.size,
-                           'paper_numbers': 'not found: paper_jaccard is NaN' if not PAPER_TABLE2 else 'Nguyen et al. Table 2'})
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out/'ablation.nc', suffix='.nc') as tmp: ds.to_netcdf(tmp)
-    with atomic_path(out/'ablation.csv', suffix='.csv') as tmp: ablation_table(ds).to_csv(tmp, index=False)
-    return ds
-
-def ablation_table(ds:xr.Dataset) -> pd.DataFrame:
-    "The ablation as rows (variant, attribute incl. 'mean'): mean and std over the seeds run of Jaccard and Dice, the paper's Jaccard."
-    rows = []
-    for v in ds.variant.values:
-        sub = ds.sel(variant=v)
-        for a in [*ds.attribute.values, 'mean']:
-            j = sub.jaccard.mean('attribute') if a == 'mean' else sub.jaccard.sel(attribute=a)
-            d = sub.dice.mean('attribute') if a == 'mean' else sub.dice.sel(attribute=a)
-            paper = sub.paper_jaccard.mean('attribute').item() if a == 'mean' else sub.paper_jaccard.sel(attribute=a).item()
-            share = np.nan if a == 'mean' else ds.train_image_share.sel(attribute=a).item()
-            rows.append({'variant': v, 'stages': str(sub.label.item()), 'attribute': a, 'train_image_share': share,
-                         'jaccard_mean': float(j.mean()), 'jaccard_std': float(j.std(ddof=1)) if j.count() > 1 else np.nan,
-                         'dice_mean': float(d.mean()), 'dice_std': float(d.std(ddof=1)) if d.count() > 1 else np.nan,
-                         'seeds': int(j.count()), 'paper_jaccard': paper})
-    return pd.DataFrame(rows)
+    abl = run_dir if run_dir.suffix == '.nc' else run_dir/'ablation.nc'
+    if abl.exists():
+        with xr.open_dataset(abl) as ds: ds = ds.load()
+        freeze, seeds = bool(ds.attrs.get('freeze')), list(ds.seed.values)
+        J = ds.jaccard.mean('seed').to_pandas()
+        J.index = [_table2_row(v, freeze) for v in ds.variant.values]
+        J['average'] = ds.jaccard.mean('attribute').mean('seed').values
+        paper = ds.paper_jaccard.to_pandas()
+        paper.index, paper['average'] = J.index, paper.mean(axis=1, skipna=False)
+        note = f'mean over seeds {seeds}'
+    else:
+        m, o = load_json(run_dir/'metrics.json'), TrainConfig.load(run_dir/'config.json').options
+        test, attrs, v = m['test'], list(o['attributes']), ','.join(map(str, parse_stages(o['stages'])))
+        J = pd.DataFrame([[test[f'jaccard_{a}'] for a in attrs]], columns=attrs, index=[_table2_row(v, o['freeze'])])
+        J['average'] = test['jaccard']
+        paper = pd.DataFrame([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs]], columns=attrs, index=J.index)
+        paper['average'] = paper.mean(axis=1, skipna=False)
+        note = f"seed {TrainConfig.load(run_dir/'config.json').seed}"
+    J.index.name = J.columns.name = None
+    J.attrs['caption'] = (f'Table 2 of Nguyen et al. (TATL): test Jaccard index per attribute (ISIC 2018 Task 2 '
+                          f'scoring, set level) by stage combination; {note}')
+    if paper.notna().any().any(): J.attrs['paper'] = paper   # only numbers we found (PAPER_TABLE2); none so far
+    return J

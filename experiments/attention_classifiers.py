@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dermxai.core import save_json
-from dermxai.datasets import ClassificationDataset, SynthSource
-from dermxai.models import model_cam, get_system
+from dermxai.datasets import ClassificationDataset
+from dermxai.models import get_system
+from dermxai.sources import SynthSource
+from dermxai.systems import model_cam
 from dermxai.models_attnmel import attention_jaccard
 from dermxai.synth import save_synth
-from dermxai.train import fit_system, load_run
+from dermxai.train import fit, load_run
 
 RESULTS = ROOT/'experiments'/'results'
 RUNS = {  # run name -> (system, options, family)
@@ -117,7 +119,7 @@ def main(argv=None):
                                 batch_size=a.batch_size, options=dict(opts))
             run_dir = work/f'{name}-e{epochs[family]}-seed{seed}'
             t = time.perf_counter()
-            res = fit_system(system, cfg, run_dir, resume=run_dir.exists(), progress=False, source=source)
+            res = fit(system, cfg, run_dir, resume=run_dir.exists(), progress=False, source=source)
             rec = {'system': sys_name, 'options': opts, 'seed': seed, 'epochs': epochs[family], 'test': res['test'],
                    'best_epoch': res['best_epoch'], 'train_time_s': res['train_time_s'],
                    'jaccard': localisation(run_dir, source, a.size)}

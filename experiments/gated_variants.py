@@ -19,11 +19,11 @@ import torch
 import xarray as xr
 
 from dermxai.core import save_json
-from dermxai.datasets import SynthSource
+from dermxai.sources import SynthSource
 from dermxai.models import get_system
 from dermxai.models_gated import criteria_draw, sharing_fraction, table2
 from dermxai.synth import save_synth
-from dermxai.train import load_run
+from dermxai.train import fit, load_run
 
 RESULTS = Path(__file__).resolve().parent/'results'
 VARIANTS = ['gated', 'gated-binary', 'gated-half', 'gated-double', 'gated-off']
@@ -53,14 +53,14 @@ def main(argv=None):
             if run_dir.exists(): shutil.rmtree(run_dir)
             cfg = system.config('quick', data=str(data), n=a.n, size=a.size, epochs=a.epochs, patience=a.patience, seed=seed)
             t = time.perf_counter()
-            res = system.run(cfg, run_dir, progress=False)
+            res = fit(system, cfg, run_dir, progress=False)
             run = load_run(run_dir)
             sf = sharing_fraction(run.model)
             sf_all[(seed, name)] = sf
             rec = {'variant': name, 'seed': seed, 'epochs_run': res['epochs_run'], 'best_epoch': res['best_epoch'],
                    'seconds': time.perf_counter() - t, 'test': res['test'],
                    'draw': {b: criteria_draw(sf.sel(block=b)) for b in sf.block.values.tolist()},
-                   'checklist': res['checklist']}
+                   'checklist': res['test']['checklist']}
             records.append(rec)
             print(f"{name:13s} seed {seed}: {res['epochs_run']} epochs (best {res['best_epoch']}), "
                   f"criteria accuracy {res['test']['criteria_accuracy']:.3f}, DIAG accuracy {res['test']['DIAG_accuracy']:.3f}, "

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from dermxai.core import save_json, atomic_path
-from dermxai.explain import (explain_run, localisation_scores, localisation_table, run_cases, save_explanations,
-                             truth_masks)
+from dermxai.explain import explain_run, get_method, run_cases, save_explanations
+from dermxai.localisation import localisation_scores, localisation_table, truth_masks
 from dermxai.models import get_system
-from dermxai.train import fit_system, load_run
+from dermxai.train import fit, load_run
 
 ROOT = Path(__file__).resolve().parent
 
@@ -33,13 +33,14 @@ def main(argv=None):
     t0 = time.perf_counter()
     if not (run_dir/'metrics.json').exists():
         cfg = get_system('resnet14').config('quick', seed=a.seed, epochs=a.epochs)
-        fit_system('resnet14', cfg, run_dir, resume=run_dir.exists(), progress=True)
+        fit('resnet14', cfg, run_dir, resume=run_dir.exists(), progress=True)
     t_train = time.perf_counter() - t0
     run = load_run(run_dir, device='cpu')
     src = run.source()
     cases = run_cases(src, 'test', n=a.n_cases, truth='checklist')
     t1 = time.perf_counter()
-    attr = explain_run(run, cases=cases, target='MEL', ig_steps=a.ig_steps, occlusion_stride=a.occlusion_stride, device='cpu', source=src, progress=True)
+    methods = ['cam', 'gradcam', get_method('ig', steps=a.ig_steps), get_method('occlusion', stride=a.occlusion_stride), 'saliency']
+    attr = explain_run(run, cases=cases, target='MEL', methods=methods, device='cpu', source=src, progress=True)
     t_explain = time.perf_counter() - t1
     save_explanations(attr, run_dir/'explanations.nc')
     truth = truth_masks(src, cases, head='diagnosis', targets=attr.target.values, size=run.cfg.size)

@@ -25,11 +25,11 @@ import xarray as xr
 from dermxai.core import save_json
 from dermxai.correlation import (correlation_agreement, correlation_from_predictions, correlation_from_source,
                                  planted_correlation)
-from dermxai.datasets import SynthSource
+from dermxai.sources import SynthSource
 from dermxai.models import get_system
 from dermxai.models_location import predict_lesion_location, retrieval_precision, retrieve
 from dermxai.synth import save_synth, synth_labels
-from dermxai.train import load_run
+from dermxai.train import fit, load_run
 
 RESULTS = Path(__file__).resolve().parent/'results'
 RUNS = {'mtl': ('location', {}), 'single-lesion': ('location-single', {'head': 'lesion'}),
@@ -74,7 +74,7 @@ def main(argv=None):
             run_dir = runs/f'{key}-seed{seed}'
             if run_dir.exists(): shutil.rmtree(run_dir)
             t = time.perf_counter()
-            res = system.run(cfg, run_dir, progress=False)
+            res = fit(system, cfg, run_dir, progress=False)
             run = load_run(run_dir)
             test = run.system.dataset(run.cfg, source, 'test'); train = run.system.dataset(run.cfg, source, 'train')
             pt, pg = predict_lesion_location(run.model, test), predict_lesion_location(run.model, train)

@@ -23,9 +23,11 @@ import numpy as np
 import xarray as xr
 
 from dermxai.core import TrainConfig, dermxai_home, save_json
-from dermxai.datasets import SegmentationDataset, open_source
+from dermxai.data import open_source
+from dermxai.datasets import SegmentationDataset
 from dermxai.losses import set_jaccard_dice
-from dermxai.models_tatl import TABLE2, ablation_table, tatl_ablation
+from dermxai.models_tatl import TABLE2
+from dermxai.tatl_ablation import ablation_table, tatl_ablation
 
 RESULTS = Path(__file__).resolve().parent/'results'
 

@@ -1,4 +1,4 @@
-import os, subprocess, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -15,10 +15,10 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv('DERMXAI_DEVICE', 'cpu')
 
 
-def dermxai(*args, check=False, timeout=1500, **kw):
-    "Run the installed `dermxai` command; returns the CompletedProcess (text)."
+def dermxai(*args, check=False, timeout=1500, env=None, **kw):
+    "Run the installed `dermxai` command (with `env` added to the environment); returns the CompletedProcess (text)."
     res = subprocess.run([str(BIN/'dermxai'), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ}, **kw)
+                         env={**os.environ, **(env or {})}, **kw)
     if check and res.returncode != 0:
         raise AssertionError(f'dermxai {args} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}')
     return res
@@ -26,3 +26,11 @@ def dermxai(*args, check=False, timeout=1500, **kw):
 
 # small, fast training runs for the command-line tests
 TINY = ['--n', '96', '--size', '32', '--epochs', '2', '--batch-size', '16', '--no-progress']
+
+
+def docs_project(dest: Path) -> Path:
+    """A copy of what nbdev's docs processing reads (notebooks, settings, Quarto config) in `dest`: it writes its
+    `_proc/` there, never into the repository."""
+    shutil.copytree(ROOT/'nbs', dest/'nbs', symlinks=True, ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
+    for f in ('settings.ini', '_quarto.yml', 'Makefile'): shutil.copy(ROOT/f, dest/f)
+    return dest

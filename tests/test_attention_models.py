@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 from torchvision.models.resnet import Bottleneck
 
 from conftest import dermxai
-from dermxai.models import ResNetClassifier, get_system, load_resnet_weights
+from dermxai.models import get_system
+from dermxai.models_resnet import ResNetClassifier, load_resnet_weights
 from dermxai.models_arl import ARLBottleneck, ARLClassifier, attention_mask
 from dermxai.models_attnmel import AttnMelNet, attention_jaccard, attention_regularisation
 
@@ -55,7 +56,7 @@ def test_spatial_softmax_sums_to_one_over_space_per_channel(n, c, h, w, scale):
 
 @pytest.mark.parametrize('size', [(64, 64), (72, 96)])
 def test_attention_maps_and_cams_have_the_input_size(size):
-    from dermxai.models import model_cam
+    from dermxai.systems import model_cam
     x = torch.rand(2, 3, *size)
     arl = ARLClassifier(14, 2).eval()
     attn = AttnMelNet(2, 'attnmel').eval()
@@ -140,8 +141,8 @@ def test_cli_refuses_bad_attention_options(tmp_path, capsys):
     from dermxai.cli import main
     assert main(['train', 'vgg16gap', '--out', str(tmp_path/'a'), *TINY, '--roi', 'lesion']) == 2
     assert 'no attention maps' in capsys.readouterr().err
-    assert main(['train', 'arl14', '--out', str(tmp_path/'b'), *TINY, '--attention', 'softmax2d']) == 2
-    assert "'softmax2d'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: main(['train', 'arl14', '--out', str(tmp_path/'b'), *TINY, '--attention', 'softmax2d'])
+    assert e.value.code == 2 and "invalid choice: 'softmax2d' (choose from 'spatial', 'channel', 'sigmoid')" in capsys.readouterr().err
     for name, flag in [('attnmel', '--roi'), ('arl14', '--alpha')]:
         with pytest.raises(SystemExit) as e: main(['train', name, '--help'])
         assert e.value.code == 0 and flag in capsys.readouterr().out

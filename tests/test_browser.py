@@ -21,14 +21,23 @@ def _chromium():
     ARTIFACTS.mkdir(exist_ok=True)
 
 
-def _widgets_notebook(dest: Path) -> Path:
-    "nbs/40_widgets.ipynb without its nbdev export cell (the copy lives outside the repository)."
-    nb = json.loads((ROOT/'nbs'/'40_widgets.ipynb').read_text())
+def _widgets_notebook(dest: Path, name: str = '40_widgets.ipynb') -> Path:
+    "nbs/NAME without its nbdev export cell (the copy lives outside the repository) and its number of code cells."
+    nb = json.loads((ROOT/'nbs'/name).read_text())
     nb['cells'] = [c for c in nb['cells'] if 'nbdev_export' not in ''.join(c['source'])]
     code = sum(c['cell_type'] == 'code' for c in nb['cells'])
-    p = dest/'40_widgets.ipynb'
+    p = dest/name
     p.write_text(json.dumps(nb))
     return p, code
+
+
+def _open_and_run(page, base, token, name, n_code):
+    page.goto(f'{base}/lab/tree/{name}?token={token}')
+    page.locator('.jp-Notebook').first.wait_for()
+    page.locator('.jp-CodeCell').first.wait_for()
+    _kernel_ready(page)
+    took = _run_all(page, n_code)
+    print(f'{name} ran in the browser in {took:.0f} s')
 
 
 def _accept_kernel_dialog(page) -> bool:
@@ -96,17 +105,12 @@ def _slider(box, key, k=0):
 def test_widgets_notebook_in_jupyterlab(tmp_path):
     root = tmp_path/'root'; root.mkdir()
     _, n_code = _widgets_notebook(root)
+    _, n_code_checklist = _widgets_notebook(root, '41_widgets_checklist.ipynb')
     with jupyter_lab(root, tmp_path) as (base, token), browser() as b:
         page = b.new_page(viewport={'width': 1400, 'height': 1000})
         page.set_default_timeout(60_000)
-        page.goto(f'{base}/lab/tree/40_widgets.ipynb?token={token}')
-        page.locator('.jp-Notebook').first.wait_for()
-        page.locator('.jp-CodeCell').first.wait_for()
-        _kernel_ready(page)
-        took = _run_all(page, n_code)
-        print(f'notebook ran in the browser in {took:.0f} s')
-        for css in ['dermxai-sharing', 'dermxai-scalegate', 'dermxai-attention', 'dermxai-correlation',
-                    'dermxai-checklist', 'dermxai-quiz']:
+        _open_and_run(page, base, token, '40_widgets.ipynb', n_code)
+        for css in ['dermxai-sharing', 'dermxai-scalegate', 'dermxai-attention', 'dermxai-correlation']:
             page.locator(f'.{css} .js-plotly-plot').first.wait_for(timeout=60_000)
         # 1. sharing fractions: the block slider (the notebook left it at gate3) -> gate4
         _, after = _changes(page, 'dermxai-sharing', 'lab-sharing', lambda box: _slider(box, 'ArrowRight', 0))
@@ -125,13 +129,17 @@ def test_widgets_notebook_in_jupyterlab(tmp_path):
         _, after = _changes(page, 'dermxai-correlation', 'lab-correlation',
                             lambda box: box.locator('button', has_text='as listed').click())
         assert after.endswith('as listed')
+        page.screenshot(path=str(ARTIFACTS/'lab-page.png'))
+        _open_and_run(page, base, token, '41_widgets_checklist.ipynb', n_code_checklist)
+        for css in ['dermxai-checklist', 'dermxai-quiz']:
+            page.locator(f'.{css} .js-plotly-plot').first.wait_for(timeout=60_000)
         # 5. checklist: tau from 1 to 2
         _, after = _changes(page, 'dermxai-checklist', 'lab-checklist', lambda box: _slider(box, 'ArrowRight', 0))
         assert after.startswith('τ = 2')
         # 6. quiz: next case
         _, after = _changes(page, 'dermxai-quiz', 'lab-quiz', lambda box: box.locator('button', has_text='Next case').click())
         assert after.startswith('case 3 of 4')
-        page.screenshot(path=str(ARTIFACTS/'lab-page.png'))
+        page.screenshot(path=str(ARTIFACTS/'lab-page-checklist.png'))
 
 
 def test_teach_voila_app(tmp_path):

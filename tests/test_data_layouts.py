@@ -10,12 +10,13 @@ from PIL import Image
 
 from conftest import dermxai
 from dermxai.core import DataError
-from dermxai.data import (Derm7ptSource, HAM10000Source, ISIC2017Source, ISIC2018Source, ISIC2018Task3Source, ISIC2017_ATTRIBUTES,
-                          PART2_THRESHOLD, check_data, group_split, superpixel_ids)
-from dermxai.datasets import (ClassificationDataset, LesionLocationDataset, SegmentationDataset, SevenPointDataset,
-                              SynthSource, open_source)
-from dermxai.layouts import (HAM10000_DX_MAP, HAM10000_LOCALIZATION_MAP, ISIC2017_DIAGNOSIS_MAP, LAYOUTS,
-                             superpixel_fractions, write_layout)
+from dermxai.data import check_data, list_formats, open_source, write_layout
+from dermxai.datasets import ClassificationDataset, LesionLocationDataset, SegmentationDataset, SevenPointDataset
+from dermxai.formats_derm7pt import Derm7ptSource
+from dermxai.formats_ham10000 import HAM10000_DX_MAP, HAM10000_LOCALIZATION_MAP, HAM10000Source, ISIC2018Task3Source
+from dermxai.formats_isic import (ISIC2017_ATTRIBUTES, ISIC2017_DIAGNOSIS_MAP, PART2_THRESHOLD, ISIC2017Source, ISIC2018Source,
+                                  superpixel_fractions, superpixel_ids)
+from dermxai.sources import SynthSource, group_split
 from dermxai.synth import synthderm
 from dermxai.vocab import CRITERIA, ISIC_ATTRIBUTES, TASK_CRITERION, group_label, seven_point_score
 
@@ -32,7 +33,7 @@ def synth():
 def layouts(synth, tmp_path_factory):
     "Every layout written once: {layout: (root, manifest)}. Tests that damage files work on copies."
     base = tmp_path_factory.mktemp('layouts')
-    return {l: (base/l, write_layout(synth.ds, base/l, l, seed=SEED)) for l in LAYOUTS}
+    return {l: (base/l, write_layout(synth.ds, base/l, l, seed=SEED)) for l in list_formats()}
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from conftest import BIN, dermxai
 SCRIPT = '''
 import sys, torch, torch.nn as nn, torch.distributed as dist
 from pathlib import Path
-from dermxai.datasets import SynthSource, ClassificationDataset
-from dermxai.train import Trainer
+from dermxai.datasets import ClassificationDataset
+from dermxai.sources import SynthSource
+from dermxai.trainer import Trainer
 src = SynthSource.generate(n=96, size=32, seed=0, progress=False, cache=False)
 ds = ClassificationDataset(src, 'train', task='mel', augment=False)      # identical inputs in every process
 torch.manual_seed(0)
@@ -45,7 +46,7 @@ def test_two_gloo_processes_train_the_same_weights_as_one(tmp_path):
 
 
 def _completed_epochs(run: Path) -> int:
-    from dermxai.train import load_checkpoint
+    from dermxai.weights import load_checkpoint
     try: return load_checkpoint(run/'checkpoint.safetensors')[1]['epoch']
     except Exception: return 0
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, docs_project
 
 NBS = ROOT/'nbs'
 
@@ -44,34 +44,33 @@ def test_nbdev_proc_nbs_succeeds(tmp_path):
     make = (ROOT/'Makefile').read_text()
     renderer = re.search(r'^DOCS_ENV := PLOTLY_RENDERER=(\S+)', make, re.M).group(1)   # what `make docs` sets
     env = {**os.environ, 'PATH': f'{stub}:{os.environ["PATH"]}', 'PLOTLY_RENDERER': renderer}
-    shutil.rmtree(ROOT/'_proc', ignore_errors=True)
-    try:
-        res = subprocess.run([str(BIN/'nbdev_proc_nbs')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr[-3000:]
-        proc = ROOT/'_proc'
-        for nb in _notebooks(): assert (proc/nb).exists(), nb
-        assert (proc/'_quarto.yml').exists() and (proc/'sidebar.yml').exists()
-        # figures render statically: the `#| exec_doc` cells (the directive is gone from _proc; some only compute what a
-        # later figure needs) ran without error and left figures as HTML Quarto can show (never only a widget view or
-        # plotly JSON), without plotly.js inlined into the page
-        total = 0
-        for nb in _notebooks():
-            wanted = sum(c['cell_type'] == 'code' and bool(re.search(r'^#\|\s*exec_doc', ''.join(c['source']), re.M))
-                         for c in json.loads((NBS/nb).read_text())['cells'])
-            figures = 0
-            for c in json.loads((proc/nb).read_text())['cells']:
-                for o in c.get('outputs', []):
-                    assert o.get('output_type') != 'error', f'{nb}: {o.get("ename")}: {o.get("evalue")}'
-                    data = o.get('data', {})
-                    if 'application/vnd.jupyter.widget-view+json' in data or 'application/vnd.plotly.v1+json' in data:
-                        assert 'text/html' in data, f'{nb}: a figure Quarto cannot draw (no HTML)'
-                    html = ''.join(data.get('text/html', ''))
-                    assert len(html) < 2_000_000, f'{nb}: {len(html)} characters of HTML in one output (plotly.js inlined?)'
-                    figures += 'plotly' in html.lower() or 'image/png' in data
-            assert figures >= min(wanted, 1), f'{nb}: {wanted} exec_doc cells and no static figure'
-            total += figures
-        assert total >= 8, total
-    finally: shutil.rmtree(ROOT/'_proc', ignore_errors=True)
+    project = docs_project(tmp_path/'project')
+    res = subprocess.run([str(BIN/'nbdev_proc_nbs')], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not (ROOT/'_proc').exists()
+    proc = project/'_proc'
+    for nb in _notebooks(): assert (proc/nb).exists(), nb
+    assert (proc/'_quarto.yml').exists() and (proc/'sidebar.yml').exists()
+    # figures render statically: the `#| exec_doc` cells (the directive is gone from _proc; some only compute what a
+    # later figure needs) ran without error and left figures as HTML Quarto can show (never only a widget view or
+    # plotly JSON), without plotly.js inlined into the page
+    total = 0
+    for nb in _notebooks():
+        wanted = sum(c['cell_type'] == 'code' and bool(re.search(r'^#\|\s*exec_doc', ''.join(c['source']), re.M))
+                     for c in json.loads((NBS/nb).read_text())['cells'])
+        figures = 0
+        for c in json.loads((proc/nb).read_text())['cells']:
+            for o in c.get('outputs', []):
+                assert o.get('output_type') != 'error', f'{nb}: {o.get("ename")}: {o.get("evalue")}'
+                data = o.get('data', {})
+                if 'application/vnd.jupyter.widget-view+json' in data or 'application/vnd.plotly.v1+json' in data:
+                    assert 'text/html' in data, f'{nb}: a figure Quarto cannot draw (no HTML)'
+                html = ''.join(data.get('text/html', ''))
+                assert len(html) < 2_000_000, f'{nb}: {len(html)} characters of HTML in one output (plotly.js inlined?)'
+                figures += 'plotly' in html.lower() or 'image/png' in data
+        assert figures >= min(wanted, 1), f'{nb}: {wanted} exec_doc cells and no static figure'
+        total += figures
+    assert total >= 8, total
 
 
 def test_pages_workflow_renders_with_quarto():

@@ -191,10 +191,10 @@ def test_cli_train_gated_writes_sharing_fractions_and_checklist(tmp_path, capsys
     ck = load_checklist(run)
     metrics = json.loads((run/'metrics.json').read_text())
     assert list(ck.task.values) == [t for t in TASKS if t != 'DIAG'] and ck.sizes['case'] == metrics['cases']['test']
-    assert metrics['checklist']['tau3']['direct']['confusion'] == checklist_confusion(ck, 3).sel(kind='direct').values.tolist()
+    assert metrics['test']['checklist']['tau3']['direct']['confusion'] == checklist_confusion(ck, 3).sel(kind='direct').values.tolist()
     ev = json.loads(dermxai('evaluate', run, '--no-progress', check=True).stdout)     # the installed command
     assert ev['criteria_accuracy'] == pytest.approx(metrics['test']['criteria_accuracy'], abs=1e-6)
-    assert ev['checklist']['tau1'] == metrics['checklist']['tau1']
+    assert ev['checklist']['tau1'] == metrics['test']['checklist']['tau1']
     tab = get_system('gated').paper_table(run)                        # the tour report's Table 2
     assert list(tab.index) == [*TASKS, 'criteria average'] and list(tab.columns) == ['accuracy', 'recall', 'precision']
     assert tab.loc['STR', 'precision'] == metrics['test']['STR_precision'] and tab.attrs['caption'].startswith('Table 2')
@@ -204,7 +204,8 @@ def test_cli_train_gated_writes_sharing_fractions_and_checklist(tmp_path, capsys
 def _widgets_read_the_gated_run(run, ck, sf):
     "The widgets built from the run show exactly what it saved; `case` is the row of the run's source."
     from dermxai.vocab import TASK_CRITERION, group_label
-    from dermxai.widgets import ChecklistExplorer, ChecklistQuiz, CorrelationHeatmap, SharingFractionExplorer
+    from dermxai.widgets import CorrelationHeatmap, SharingFractionExplorer
+    from dermxai.widgets_checklist import ChecklistExplorer, ChecklistQuiz
     ce = ChecklistExplorer.from_run(run)
     lab = ce.source.labels.iloc[ck.case.values]
     assert [d if d in TASKS['DIAG'] else group_label('DIAG', d) for d in lab.diagnosis] == ck.diag_true.values.tolist()
@@ -297,5 +298,5 @@ def test_train_help_lists_each_variants_own_options():
     text = {name: train[name].format_help() for name in ['gated', 'gated-off', 'location', 'location-single']}
     assert all(f in text['gated'] for f in ['--gates', '--width', '--gate-lr', '--binary', '--k', '--gamma-g'])
     assert '--gates' not in text['gated-off'] and '--width' not in text['gated-off']    # fixed by the variant
-    assert '--head OPT_HEAD' in text['location-single'] and '--head OPT_HEAD' not in text['location']
+    assert '--head {lesion,location,both}' in text['location-single'] and '--head {' not in text['location']
     assert '--lesion' in text['location'] and '--backbone' in text['location']

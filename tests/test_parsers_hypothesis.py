@@ -1,4 +1,4 @@
-"""Property-based tests of the CSV / metadata parsers of `dermxai.data`: random valid rows parse to exactly their
+"""Property-based tests of the CSV / metadata parsers of the formats (`dermxai.formats_*`): random valid rows parse to exactly their
 values; a random invalid value in a random field raises a DataError that names that field, row and value; random
 files never raise anything but a DataError. Also the 7-point score rule against an independent implementation."""
 import io, json, math
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from dermxai.core import DataError
-from dermxai.data import (DERM7PT_COLUMNS, HAM10000_COLUMNS, ISIC2017_ATTRIBUTES, derm7pt_splits, parse_derm7pt_meta,
-                          parse_ham10000_metadata, parse_index_file, parse_isic2017_features, parse_isic2017_part3,
-                          parse_isic2018_task3)
+from dermxai.formats_derm7pt import DERM7PT_COLUMNS, derm7pt_splits, parse_derm7pt_meta, parse_index_file
+from dermxai.formats_ham10000 import HAM10000_COLUMNS, parse_ham10000_metadata, parse_isic2018_task3
+from dermxai.formats_isic import ISIC2017_ATTRIBUTES, ISIC2017_DIAGNOSES, parse_isic2017_features, parse_isic2017_part3
 from dermxai.vocab import (CRITERIA, DERM7PT_DIAGNOSES, DERM7PT_LOCATIONS, DERM7PT_OTHER, HAM10000_DX, HAM10000_DX_TYPE,
                            HAM10000_LOCALIZATION, HAM10000_SEX, ISIC2018_TASK3_CLASSES, seven_point_score)
 
@@ -264,8 +264,13 @@ JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.
 @SETTINGS
 @given(JSON, st.integers(1, 5))
 def test_any_json_gives_features_or_a_data_error(obj, n):
-    try: parse_isic2017_features(json.dumps(obj), n)
-    except DataError: pass
+    "Whatever the JSON, a DataError; and what does parse is exactly the object's four lists, values in [0, 1]."
+    try: out = parse_isic2017_features(json.dumps(obj), n)
+    except DataError: return
+    assert sorted(out) == sorted(ISIC2017_ATTRIBUTES)
+    for a, v in out.items():
+        assert v.dtype == np.float64 and len(v) >= n and ((0 <= v) & (v <= 1)).all()
+        assert v.tolist() == [float(x) for x in obj[a]]
 
 
 # --- nothing but DataError ---------------------------------------------------------------------------------------------------------
@@ -273,10 +278,27 @@ PARSERS = [parse_derm7pt_meta, parse_ham10000_metadata, parse_isic2017_part3, la
 HEADERS = [','.join(DERM7PT_COLUMNS), ','.join(HAM10000_COLUMNS), 'image_id,melanoma,seborrheic_keratosis', 'indexes',
            'image,' + ','.join(ISIC2018_TASK3_CLASSES)]
 
+# what a successful (strict) parse promises, per parser: every value in its vocabulary, one output row per input row
+VALUES = [{'diagnosis': DERM7PT_DIAGNOSES, **CRITERIA, 'location': DERM7PT_LOCATIONS, **DERM7PT_OTHER},
+          {'dx': HAM10000_DX, 'dx_type': HAM10000_DX_TYPE, 'sex': HAM10000_SEX, 'localization': HAM10000_LOCALIZATION},
+          {'diagnosis': ISIC2017_DIAGNOSES}, None, {'diagnosis': [c.lower() for c in ISIC2018_TASK3_CLASSES]}]
+
+def _check_parsed(k, out, n_rows):
+    parsed, problems = out
+    assert problems == {}                                           # strict: a problem raises, never comes back
+    if VALUES[k] is None:                                           # index file: row positions, each once, in range
+        assert len(parsed) == n_rows == len(set(parsed.tolist())) and all(0 <= i < 5 for i in parsed)
+        return
+    assert len(parsed) == n_rows and parsed.row.tolist() == list(range(n_rows))
+    for col, allowed in VALUES[k].items(): assert set(parsed[col]) <= set(allowed), col
+    if k == 0: assert (parsed.seven_point_score == seven_point_score(parsed[list(CRITERIA)])).all()
+
 @SETTINGS
 @given(st.integers(0, 4), st.booleans(), st.text(max_size=200), st.binary(max_size=200))
 def test_random_files_raise_only_data_errors(k, with_header, text, blob):
-    for src in (io.StringIO((HEADERS[k] + '\n' if with_header else '') + text), io.BytesIO(blob),
-                io.BytesIO(HEADERS[k].encode() + b'\n' + blob)):
-        try: PARSERS[k](src)
-        except DataError: pass
+    "Random text and bytes, with or without the right header: a DataError, or a parse that keeps its promises."
+    for raw in (((HEADERS[k] + '\n' if with_header else '') + text).encode('utf-8', 'surrogatepass'), blob,
+                HEADERS[k].encode() + b'\n' + blob):
+        try: out = PARSERS[k](io.BytesIO(raw))
+        except DataError: continue
+        _check_parsed(k, out, len(pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, encoding='utf-8-sig')))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import BIN, ROOT, TINY, dermxai
+from conftest import BIN, ROOT, TINY, dermxai, docs_project
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +34,8 @@ def test_dermxai_explain_writes_netcdf_and_scores(run_dir):
 
 
 def test_widgets_from_run(run_dir):
-    from dermxai.widgets import (AttentionOverlay, ChecklistExplorer, CorrelationHeatmap, ScaleGateCurves,
+    from dermxai.widgets_checklist import ChecklistExplorer
+    from dermxai.widgets import (AttentionOverlay, CorrelationHeatmap, ScaleGateCurves,
                                  SharingFractionExplorer)
     from dermxai.core import DataError
     if not (run_dir/'explanations.nc').exists():
@@ -49,7 +50,7 @@ def test_widgets_from_run(run_dir):
     with pytest.raises(DataError, match='checklist.nc'): ChecklistExplorer.from_run(run_dir)
     with pytest.raises(DataError, match='ARL-CNN runs record it'): ScaleGateCurves.from_run(run_dir)
     # a gated / ARL history in the agreed formats, as the Trainer writes it
-    from dermxai.train import history_dataset
+    from dermxai.trainer import history_dataset
     from dermxai.vocab import TASKS
     tasks = list(TASKS)
     recs = [{'epoch': e,
@@ -95,18 +96,16 @@ def test_docs_show_static_figures_not_empty_boxes(tmp_path):
     stub = tmp_path/'bin'; stub.mkdir()
     (stub/'quarto').write_text('#!/bin/sh\nexit 0\n'); (stub/'quarto').chmod(0o755)
     env = {**os.environ, 'PATH': f'{stub}:{os.environ["PATH"]}'}
-    shutil.rmtree(ROOT/'_proc', ignore_errors=True)
-    try:
-        res = subprocess.run([str(BIN/'nbdev_proc_nbs'), '--file_re', r'40_widgets\.ipynb$'], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr[-3000:]
-        src = json.loads((ROOT/'nbs'/'40_widgets.ipynb').read_text())['cells']
-        figure_cells = sum(c['cell_type'] == 'code' and '#| exec_doc' in ''.join(c['source']) for c in src)
-        for nb_path, expected in [(ROOT/'_proc'/'40_widgets.ipynb', figure_cells)]:
-            nb = json.loads(nb_path.read_text())
-            shown = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])
-                     if 'text/html' in o.get('data', {}) and 'Plotly.newPlot' in ''.join(o['data']['text/html'])]
-            assert len(shown) == expected, (nb_path.name, len(shown))
-            assert not any('application/vnd.jupyter.widget-view+json' in o['data'] for o in shown)
-    finally:
-        shutil.rmtree(ROOT/'_proc', ignore_errors=True)
+    project = docs_project(tmp_path/'project')
+    res = subprocess.run([str(BIN/'nbdev_proc_nbs'), '--file_re', r'40_widgets\.ipynb$'], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    src = json.loads((ROOT/'nbs'/'40_widgets.ipynb').read_text())['cells']
+    figure_cells = sum(c['cell_type'] == 'code' and '#| exec_doc' in ''.join(c['source']) for c in src)
+    for nb_path, expected in [(project/'_proc'/'40_widgets.ipynb', figure_cells)]:
+        nb = json.loads(nb_path.read_text())
+        shown = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])
+                 if 'text/html' in o.get('data', {}) and 'Plotly.newPlot' in ''.join(o['data']['text/html'])]
+        assert len(shown) == expected, (nb_path.name, len(shown))
+        assert not any('application/vnd.jupyter.widget-view+json' in o['data'] for o in shown)
+
