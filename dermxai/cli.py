@@ -22,7 +22,7 @@ def _option_flag(p:argparse.ArgumentParser, spec, fixed:dict):
     help_ = spec.help + (f' (default: {spec.default!r})' if spec.default not in (None, []) else '')
     if spec.type is bool: p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
     else: p.add_argument(flag, dest=dest, type=spec.type, choices=spec.choices, nargs='+' if spec.many else None,
-                         default=None, help=help_)
+                         default=None, help=help_, metavar=None if spec.choices else spec.name.upper())
 
 def _train_common(p, system):
     p.add_argument('--data', default='synth', help="'synth' (SynthDerm), a SynthDerm .nc file, or a data-set folder")

@@ -275,58 +275,62 @@ class ISIC2017Source(ISICSource):
         self._carve(set(found), holdout, seed, 'diagnosis' if 3 in self.parts else None)
         if verify: self.validate()
 
-    def _attach_part2(self, folder, rows, superpixels, data):
-        rx, used = re.compile(r'(ISIC_\d{7})_features\.(?i:json)'), set()
-        for n in folder.names:
-            m = rx.fullmatch(n)
-            if not m: continue
-            used.add(n)
-            if m[1] not in rows: self._problem(DataError('features file without its image', file=folder.where[n], field='image',
-                                                         value=m[1], expected=f'{m[1]}.jpg in {data}'), m[1])
-            else: rows[m[1]]['features_path'] = str(folder.where[n])
-        for n in folder.others(used): self.report.tolerate('files ignored (not part of the layout)', f'{folder.path.name}/{n}')
-        for cid, r in rows.items():
-            if 'features_path' not in r: self._problem(DataError('missing Part 2 features', file=folder.path/f'{cid}_features.json',
-                                                                 field='features', value=cid, expected=f'{cid}_features.json'), cid)
-            if cid in superpixels: r['superpixels_path'] = str(superpixels[cid])
-            else: self._problem(DataError('missing superpixels', file=data/f'{cid}_superpixels.png', field='superpixels', value=cid,
-                                          expected=f'{cid}_superpixels.png beside {cid}.jpg'), cid)
+# %% ../nbs/01c_formats_isic.ipynb #3638953f
+@patch
+def _attach_part2(self:ISIC2017Source, folder, rows, superpixels, data):
+    rx, used = re.compile(r'(ISIC_\d{7})_features\.(?i:json)'), set()
+    for n in folder.names:
+        m = rx.fullmatch(n)
+        if not m: continue
+        used.add(n)
+        if m[1] not in rows: self._problem(DataError('features file without its image', file=folder.where[n], field='image',
+                                                     value=m[1], expected=f'{m[1]}.jpg in {data}'), m[1])
+        else: rows[m[1]]['features_path'] = str(folder.where[n])
+    for n in folder.others(used): self.report.tolerate('files ignored (not part of the layout)', f'{folder.path.name}/{n}')
+    for cid, r in rows.items():
+        if 'features_path' not in r: self._problem(DataError('missing Part 2 features', file=folder.path/f'{cid}_features.json',
+                                                             field='features', value=cid, expected=f'{cid}_features.json'), cid)
+        if cid in superpixels: r['superpixels_path'] = str(superpixels[cid])
+        else: self._problem(DataError('missing superpixels', file=data/f'{cid}_superpixels.png', field='superpixels', value=cid,
+                                      expected=f'{cid}_superpixels.png beside {cid}.jpg'), cid)
 
-    def _attach_part3(self, csv, rows, data):
-        raw = read_csv(csv, csv, ['image_id', 'melanoma', 'seborrheic_keratosis'], self.report)
-        parsed, problems = parse_isic2017_part3(raw, file=csv, strict=self.strict, report=self.report)
-        ids = raw['image_id'].str.replace(IMAGE_EXT, '', regex=True)
-        for r, e in problems.items(): self._problem(e, ids.iat[r])
-        listed = set(ids)
-        for cid, diag, r in zip(parsed['image_id'], parsed['diagnosis'], parsed['row']):
-            if cid in rows: rows[cid]['diagnosis'] = diag
-            else: self._problem(DataError('missing image', file=data/f'{cid}.jpg', row=int(r), field='image_id', value=cid,
-                                          expected=f'the image {cid}.jpg in {data.name}'), cid)
-        for cid in rows:
-            if cid not in listed: self._problem(DataError('image without a label row', file=csv, field='image_id', value=cid,
-                                                          expected='a row for every image of the split'), cid)
+@patch
+def _attach_part3(self:ISIC2017Source, csv, rows, data):
+    raw = read_csv(csv, csv, ['image_id', 'melanoma', 'seborrheic_keratosis'], self.report)
+    parsed, problems = parse_isic2017_part3(raw, file=csv, strict=self.strict, report=self.report)
+    ids = raw['image_id'].str.replace(IMAGE_EXT, '', regex=True)
+    for r, e in problems.items(): self._problem(e, ids.iat[r])
+    listed = set(ids)
+    for cid, diag, r in zip(parsed['image_id'], parsed['diagnosis'], parsed['row']):
+        if cid in rows: rows[cid]['diagnosis'] = diag
+        else: self._problem(DataError('missing image', file=data/f'{cid}.jpg', row=int(r), field='image_id', value=cid,
+                                      expected=f'the image {cid}.jpg in {data.name}'), cid)
+    for cid in rows:
+        if cid not in listed: self._problem(DataError('image without a label row', file=csv, field='image_id', value=cid,
+                                                      expected='a row for every image of the split'), cid)
 
-    def _masks(self, i, names):
-        img = self.image_path(i)
-        size, out = image_size(img), {}
-        if 'lesion' in names: out['lesion'] = read_mask(self._mask_file(i, 'lesion'), size, self.max_side, img)
-        attrs = [n for n in names if n != 'lesion']
-        if attrs:
-            sp = Path(self.labels['superpixels_path'].iat[i])
-            try:
-                with no_truncated_images(), Image.open(sp) as im: im.load(); got, ids = im.size, superpixel_ids(np.asarray(im))
-            except FileNotFoundError: raise DataError('superpixel file not found', file=sp) from None
-            except Exception as e: raise unreadable_error(sp, e, 'superpixel image') from None
-            if got != size: raise DataError('superpixels and image differ in size', file=sp, field='size', value=f'{got[0]}x{got[1]}',
-                                            expected=f'{size[0]}x{size[1]} (the size of {img.name})')
-            feats = parse_isic2017_features(Path(self.labels['features_path'].iat[i]), int(ids.max()) + 1)
-            masks = superpixel_masks(ids, feats, self.threshold)
-            target = scaled_size(size, self.max_side)
-            for a in attrs:
-                m = masks[a]
-                if target != size: m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(target, Image.NEAREST)) > 0
-                out[a] = m
-        return np.stack([out[n] for n in names])
+@patch
+def _masks(self:ISIC2017Source, i, names):
+    img = self.image_path(i)
+    size, out = image_size(img), {}
+    if 'lesion' in names: out['lesion'] = read_mask(self._mask_file(i, 'lesion'), size, self.max_side, img)
+    attrs = [n for n in names if n != 'lesion']
+    if attrs:
+        sp = Path(self.labels['superpixels_path'].iat[i])
+        try:
+            with no_truncated_images(), Image.open(sp) as im: im.load(); got, ids = im.size, superpixel_ids(np.asarray(im))
+        except FileNotFoundError: raise DataError('superpixel file not found', file=sp) from None
+        except Exception as e: raise unreadable_error(sp, e, 'superpixel image') from None
+        if got != size: raise DataError('superpixels and image differ in size', file=sp, field='size', value=f'{got[0]}x{got[1]}',
+                                        expected=f'{size[0]}x{size[1]} (the size of {img.name})')
+        feats = parse_isic2017_features(Path(self.labels['features_path'].iat[i]), int(ids.max()) + 1)
+        masks = superpixel_masks(ids, feats, self.threshold)
+        target = scaled_size(size, self.max_side)
+        for a in attrs:
+            m = masks[a]
+            if target != size: m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(target, Image.NEAREST)) > 0
+            out[a] = m
+    return np.stack([out[n] for n in names])
 
 # %% ../nbs/01c_formats_isic.ipynb #6e1b24ee
 def slic_superpixels(img:np.ndarray, px_per_superpixel:int=36) -> np.ndarray:

@@ -165,9 +165,8 @@ class Classification(TaskFamily):
     def prepare(self, system, cfg, source):
         return cfg.replace(options={**cfg.options, 'classes': system.dataset(cfg, source, 'valid').classes})
     def sampler(self, system, cfg, train_ds):
-        kind = cfg.options.get('sampling', 'shuffle')
-        if kind not in SAMPLING: raise DataError('unknown sampling', field='sampling', value=kind, expected=f'one of {SAMPLING}')
-        return ClassWeightedSampler(train_ds.y, seed=cfg.seed) if kind == 'class_weighted' else None
+        "Class-weighted draws (`sampling='class_weighted'`, the options' choices are `SAMPLING`), else the seeded shuffle."
+        return ClassWeightedSampler(train_ds.y, seed=cfg.seed) if cfg.options.get('sampling') == 'class_weighted' else None
     def loss(self, system, cfg):
         gamma = cfg.options.get('focal_gamma', 0.0)
         return lambda out, b: focal_loss(out, b['target'], gamma=gamma) if gamma else F.cross_entropy(out, b['target'])

@@ -64,6 +64,7 @@ def fit(system:System|str, cfg:TrainConfig, out:str|Path, resume:bool=False, pro
                                                            progress=progress and rank == 0)
     if rank == 0 and world > 1: barrier()
     cfg = system.prepare(cfg, source)
+    system.opts(cfg)                   # every option checked (type, choices, across fields) before anything is written
     if resume and (out/'config.json').exists(): cfg = check_resumable(TrainConfig.load(out/'config.json'), cfg, out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -180,6 +180,7 @@ def blend(image:np.ndarray, attribution:np.ndarray, opacity:float=0.5) -> np.nda
 class AttentionOverlay(DermWidget):
     "Case picker, model / method / layer / head selectors, opacity slider, evidence contour and localisation scores."
     css = 'dermxai-attention'
+
     def __init__(self, explanations:xr.DataArray|dict, images:np.ndarray|xr.DataArray, truth:np.ndarray|None=None,
                  diagnosis=None, scale:int=1):
         ex = explanations if isinstance(explanations, dict) else {'model': explanations}
@@ -206,86 +207,101 @@ class AttentionOverlay(DermWidget):
         self._observe(self.case, self.layer, self.opacity)
         self.scores.value = self._scores_html()
 
-    # --- cascading selectors ---
     def _heads(self): return [h for m, h in self.explanations if m == self.model.value]
+
     def _da(self): return self.explanations[(self.model.value, self.head.value)]
+
     def _techniques(self): return list(dict.fromkeys(str(t) for t in self._da().technique.values))
+
     def _layers(self):
         da = self._da()
         return [str(l) for l, t in zip(da.layer.values, da.technique.values) if str(t) == self.method.value]
+
     def _model_changed(self, _):
         with self.head.hold_trait_notifications(): self.head.options = self._heads()
         self._head_changed(None)
+
     def _head_changed(self, _):
         keep = self.method.value
         self.method.options = self._techniques()
         if keep in self.method.options: self.method.value = keep
         self._method_changed(None)
+
     def _method_changed(self, _):
         self.layer.options = self._layers()
         self._redraw()
-
-    def current(self) -> np.ndarray:
-        "The attribution map shown (y, x)."
-        da = self._da()
-        k = [i for i, (t, l) in enumerate(zip(da.technique.values, da.layer.values)) if str(t) == self.method.value and str(l) == self.layer.value]
-        return da.values[self.case.value, k[0] if k else 0]
-
-    def case_scores(self) -> dict:
-        "The localisation scores of the map shown against the case's evidence (NaN without evidence)."
-        if self.truth is None: return {}
-        a, s = self.current(), self.truth[self.case.value]
-        one = xr.DataArray(a[None, None], dims=('case', 'method', 'y', 'x'), coords={'case': [0], 'method': ['m']})
-        return dict(zip(self.metrics, localisation_scores(one, s[None], random_baseline=False).values[0, 0]))
-
-    def _scores_html(self):
-        sc = self.case_scores()
-        if not sc: return '<i>no ground truth for these cases</i>'
-        cells = ''.join(f'<td style="padding:0 8px">{k.replace("_", " ")}: <b>{"—" if np.isnan(v) else f"{v:.2f}"}</b></td>' for k, v in sc.items())
-        return f'<table class="dermxai-scores"><tr><td>localisation vs evidence:</td>{cells}</tr></table>'
-
-    def _title(self):
-        da, i = self._da(), self.case.value
-        prob = float(da.probability.values[i]) if 'probability' in da.coords else np.nan
-        target = str(da.target.values[i]) if 'target' in da.coords else ''
-        pred = str(da.predicted.values[i]) if 'predicted' in da.coords else ''
-        p = '' if np.isnan(prob) else f' P={prob:.2f}'
-        return (f'#{self.cases[i]} {self.diagnosis[i]} · {self.model.value} · {self.method.value}'
-                f'{" " + self.layer.value if self.layer.value else ""} · target {target}{p} · predicted {pred}')
-
-    def _image(self):
-        img = blend(self.images[self.case.value], self.current(), self.opacity.value)
-        return cv2.resize(img, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_NEAREST) if self.scale > 1 else img
-
-    def _contour(self):
-        if self.truth is None: return [], []
-        m = self.truth[self.case.value]
-        if m.shape != self.images.shape[1:3]: m = cv2.resize(m.astype(np.uint8), self.images.shape[2:0:-1], interpolation=cv2.INTER_NEAREST)
-        xs, ys = contour_xy(m)
-        return [None if v is None else (v + 0.5) * self.scale - 0.5 for v in xs], [None if v is None else (v + 0.5) * self.scale - 0.5 for v in ys]
-
-    def _figure(self):
-        h, w = self.images.shape[1] * self.scale, self.images.shape[2] * self.scale
-        xs, ys = self._contour()
-        fig = go.Figure([go.Image(source=png_uri(self._image())),
-                         go.Scatter(x=xs, y=ys, mode='lines', line=dict(color='#00ff66', width=2), name='evidence', hoverinfo='skip')])
-        fig.update_layout(title=dict(text=self._title(), font=dict(size=12)), width=max(420, w + 80), height=h + 90,
-                          margin=dict(t=50, l=10, r=10, b=10), showlegend=False,
-                          xaxis=dict(visible=False, range=[-0.5, w - 0.5]), yaxis=dict(visible=False, range=[h - 0.5, -0.5], scaleanchor='x'))
-        return fig
-
-    def update(self):
-        self.fig.data[0].source = png_uri(self._image())
-        xs, ys = self._contour()
-        self.fig.data[1].x, self.fig.data[1].y = xs, ys
-        self.fig.layout.title.text = self._title()
-        self.scores.value = self._scores_html()
 
     @classmethod
     def from_run(cls, *paths, n:int=8, methods=QUICK_METHODS, truth:str='auto', target=None, split:str='test',
                  device=None, **kw) -> 'AttentionOverlay':
         "From trained runs: their saved `explanations.nc` when present, else `n` test cases explained now (`runs.overlay_inputs`)."
         return cls(**overlay_inputs(*paths, n=n, methods=methods, truth=truth, target=target, split=split, device=device), **kw)
+
+# %% ../nbs/40_widgets.ipynb #88c9e23e
+@patch
+def current(self:AttentionOverlay) -> np.ndarray:
+    "The attribution map shown (y, x)."
+    da = self._da()
+    k = [i for i, (t, l) in enumerate(zip(da.technique.values, da.layer.values)) if str(t) == self.method.value and str(l) == self.layer.value]
+    return da.values[self.case.value, k[0] if k else 0]
+
+@patch
+def case_scores(self:AttentionOverlay) -> dict:
+    "The localisation scores of the map shown against the case's evidence (NaN without evidence)."
+    if self.truth is None: return {}
+    a, s = self.current(), self.truth[self.case.value]
+    one = xr.DataArray(a[None, None], dims=('case', 'method', 'y', 'x'), coords={'case': [0], 'method': ['m']})
+    return dict(zip(self.metrics, localisation_scores(one, s[None], random_baseline=False).values[0, 0]))
+
+@patch
+def _scores_html(self:AttentionOverlay):
+    sc = self.case_scores()
+    if not sc: return '<i>no ground truth for these cases</i>'
+    cells = ''.join(f'<td style="padding:0 8px">{k.replace("_", " ")}: <b>{"—" if np.isnan(v) else f"{v:.2f}"}</b></td>' for k, v in sc.items())
+    return f'<table class="dermxai-scores"><tr><td>localisation vs evidence:</td>{cells}</tr></table>'
+
+# %% ../nbs/40_widgets.ipynb #cd42a6ba
+@patch
+def _title(self:AttentionOverlay):
+    da, i = self._da(), self.case.value
+    prob = float(da.probability.values[i]) if 'probability' in da.coords else np.nan
+    target = str(da.target.values[i]) if 'target' in da.coords else ''
+    pred = str(da.predicted.values[i]) if 'predicted' in da.coords else ''
+    p = '' if np.isnan(prob) else f' P={prob:.2f}'
+    return (f'#{self.cases[i]} {self.diagnosis[i]} · {self.model.value} · {self.method.value}'
+            f'{" " + self.layer.value if self.layer.value else ""} · target {target}{p} · predicted {pred}')
+
+@patch
+def _image(self:AttentionOverlay):
+    img = blend(self.images[self.case.value], self.current(), self.opacity.value)
+    return cv2.resize(img, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_NEAREST) if self.scale > 1 else img
+
+@patch
+def _contour(self:AttentionOverlay):
+    if self.truth is None: return [], []
+    m = self.truth[self.case.value]
+    if m.shape != self.images.shape[1:3]: m = cv2.resize(m.astype(np.uint8), self.images.shape[2:0:-1], interpolation=cv2.INTER_NEAREST)
+    xs, ys = contour_xy(m)
+    return [None if v is None else (v + 0.5) * self.scale - 0.5 for v in xs], [None if v is None else (v + 0.5) * self.scale - 0.5 for v in ys]
+
+@patch
+def _figure(self:AttentionOverlay):
+    h, w = self.images.shape[1] * self.scale, self.images.shape[2] * self.scale
+    xs, ys = self._contour()
+    fig = go.Figure([go.Image(source=png_uri(self._image())),
+                     go.Scatter(x=xs, y=ys, mode='lines', line=dict(color='#00ff66', width=2), name='evidence', hoverinfo='skip')])
+    fig.update_layout(title=dict(text=self._title(), font=dict(size=12)), width=max(420, w + 80), height=h + 90,
+                      margin=dict(t=50, l=10, r=10, b=10), showlegend=False,
+                      xaxis=dict(visible=False, range=[-0.5, w - 0.5]), yaxis=dict(visible=False, range=[h - 0.5, -0.5], scaleanchor='x'))
+    return fig
+
+@patch
+def update(self:AttentionOverlay):
+    self.fig.data[0].source = png_uri(self._image())
+    xs, ys = self._contour()
+    self.fig.data[1].x, self.fig.data[1].y = xs, ys
+    self.fig.layout.title.text = self._title()
+    self.scores.value = self._scores_html()
 
 # %% ../nbs/40_widgets.ipynb #e5ae53bc
 @patch

@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
 
+from fastcore.basics import patch
+
 from .checklist import CHECKLIST_LABELS, CHECKLIST_VARS, CRITERIA_TASKS
 from .core import DataError, DermxaiError
 from .runs import checklist_inputs
@@ -37,6 +39,7 @@ def _confusion(pred_mel:np.ndarray, true_mel:np.ndarray) -> np.ndarray:
 class ChecklistExplorer(DermWidget):
     "tau slider -> inferred / direct / ground-truth-rule confusion matrices; a per-case table; a case with its evidence."
     css = 'dermxai-checklist'
+
     def __init__(self, checklist:xr.Dataset, source=None, tau:int=3):
         _check_checklist(checklist)
         self.ds, self.source = checklist, source
@@ -48,91 +51,101 @@ class ChecklistExplorer(DermWidget):
         self.case.observe(self._case_changed, names='value')
         self.table.value = self.case_table(self.case.value)
 
-    def calls(self, tau:int|None=None) -> dict:
-        "Melanoma calls (bool per case) at threshold `tau`, and the truth."
-        tau = self.tau.value if tau is None else tau
-        d = self.ds
-        return {'inferred': d.score_pred.values >= tau, 'direct': d.diag_pred.values.astype(str) == 'MEL',
-                'ground-truth rule': d.score_true.values >= tau, 'truth': d.diag_true.values.astype(str) == 'MEL'}
-
-    def _title(self):
-        c = self.calls()
-        acc = {k: np.mean(c[k] == c['truth']) for k in ('inferred', 'direct', 'ground-truth rule')}
-        return f'τ = {self.tau.value} · accuracy: ' + ', '.join(f'{k} {v:.2f}' for k, v in acc.items())
-
-    def _figure(self):
-        c = self.calls()
-        fig = make_subplots(rows=1, cols=3, subplot_titles=['inferred (score ≥ τ)', 'direct (diagnosis head)', 'ground-truth rule'])
-        for k, name in enumerate(['inferred', 'direct', 'ground-truth rule']):
-            m = _confusion(c[name], c['truth'])
-            fig.add_trace(go.Heatmap(z=m, x=['MEL', 'other'], y=['MEL', 'other'], text=m, texttemplate='%{text}',
-                                     colorscale='Blues', showscale=False), row=1, col=k + 1)
-        fig.update_yaxes(autorange='reversed'); fig.update_yaxes(title_text='truth', col=1)
-        fig.update_xaxes(title_text='called')
-        fig.update_layout(title=self._title(), height=330, width=900, margin=dict(t=80, l=60, r=20, b=50))
-        return fig
-
-    def update(self):
-        c = self.calls()
-        for k, name in enumerate(['inferred', 'direct', 'ground-truth rule']):
-            m = _confusion(c[name], c['truth'])
-            self.fig.data[k].z, self.fig.data[k].text = m, m
-        self.fig.layout.title.text = self._title()
-
-    def _case_options(self):
-        d = self.ds
-        return [(f'#{int(c)} truth {d.diag_true.values[i]} · direct {d.diag_pred.values[i]} · score {int(d.score_pred.values[i])} (true {int(d.score_true.values[i])})', i)
-                for i, c in enumerate(d.case.values)]
-
-    def case_table(self, i:int) -> str:
-        "HTML: the case's criteria (predicted with probability, true), scores and the three diagnoses."
-        d, tau = self.ds.isel(case=i), self.tau.value
-        rows = []
-        for t in d.task.values:
-            pred, true = str(d.criteria_pred.sel(task=t).item()), str(d.criteria_true.sel(task=t).item())
-            p = float(d.criteria_probability.sel(task=t, label=pred).item()) if pred in d.label.values else np.nan
-            mark = '' if pred == true else ' style="color:#c00"'
-            rows.append(f'<tr{mark}><td>{t}</td><td>{pred} ({p:.2f})</td><td>{true}</td></tr>')
-        inferred = 'MEL' if d.score_pred.item() >= tau else 'not MEL'
-        rule = 'MEL' if d.score_true.item() >= tau else 'not MEL'
-        return ('<table class="dermxai-case"><tr><th>criterion</th><th>predicted (p)</th><th>true</th></tr>' + ''.join(rows) +
-                f'</table><p>score {int(d.score_pred.item())} (true {int(d.score_true.item())}) · inferred <b>{inferred}</b> · '
-                f'direct <b>{d.diag_pred.item()}</b> (P(MEL) {float(d.mel_probability.item()):.2f}) · rule <b>{rule}</b> · '
-                f'truth <b>{d.diag_true.item()}</b></p>')
-
-    def _case_figure(self):
-        i = self.case.value if self.case.value is not None else 0
-        fig = go.Figure()
-        title = f'case #{int(self.ds.case.values[i])}'
-        if self.source is not None:
-            row = int(self.ds.case.values[i])
-            img = self.source.image(row)
-            scale = max(1, 256 // img.shape[0])
-            fig.add_trace(go.Image(source=png_uri(cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST))))
-            lab = self.source.labels.iloc[row]
-            for crit, mask_name in EVIDENCE.items():
-                if str(lab.get(crit, 'absent')) == 'absent' or mask_name not in getattr(self.source, 'mask_names', []): continue
-                m = self.source.masks(row, [mask_name])[0]
-                xs, ys = contour_xy(cv2.resize(m.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST))
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', name=crit.replace('_', ' '), line=dict(color='rgb' + str(MASK_COLORS[mask_name]), width=2)))
-            fig.update_xaxes(visible=False); fig.update_yaxes(visible=False, scaleanchor='x')
-        fig.update_layout(title=title + ' · evidence of the criteria present', height=340, width=520, margin=dict(t=40, l=10, r=10, b=10))
-        return fig
-
-    def _case_changed(self, change):
-        t0 = time.perf_counter()
-        self.table.value = self.case_table(change['new'])
-        new = self._case_figure()
-        with self.case_fig.batch_update():
-            self.case_fig.data = []
-            for t in new.data: self.case_fig.add_trace(t)
-            self.case_fig.layout.title.text = new.layout.title.text
-        self.timings.append((time.perf_counter() - t0) * 1000)
-
     @classmethod
     def from_run(cls, path, **kw) -> 'ChecklistExplorer':
         "From a gated run's `checklist.nc` and its data (`runs.checklist_inputs`)."
         return cls(**checklist_inputs(path), **kw)
+
+# %% ../nbs/41_widgets_checklist.ipynb #f34b812e
+@patch
+def calls(self:ChecklistExplorer, tau:int|None=None) -> dict:
+    "Melanoma calls (bool per case) at threshold `tau`, and the truth."
+    tau = self.tau.value if tau is None else tau
+    d = self.ds
+    return {'inferred': d.score_pred.values >= tau, 'direct': d.diag_pred.values.astype(str) == 'MEL',
+            'ground-truth rule': d.score_true.values >= tau, 'truth': d.diag_true.values.astype(str) == 'MEL'}
+
+@patch
+def _title(self:ChecklistExplorer):
+    c = self.calls()
+    acc = {k: np.mean(c[k] == c['truth']) for k in ('inferred', 'direct', 'ground-truth rule')}
+    return f'τ = {self.tau.value} · accuracy: ' + ', '.join(f'{k} {v:.2f}' for k, v in acc.items())
+
+@patch
+def _figure(self:ChecklistExplorer):
+    c = self.calls()
+    fig = make_subplots(rows=1, cols=3, subplot_titles=['inferred (score ≥ τ)', 'direct (diagnosis head)', 'ground-truth rule'])
+    for k, name in enumerate(['inferred', 'direct', 'ground-truth rule']):
+        m = _confusion(c[name], c['truth'])
+        fig.add_trace(go.Heatmap(z=m, x=['MEL', 'other'], y=['MEL', 'other'], text=m, texttemplate='%{text}',
+                                 colorscale='Blues', showscale=False), row=1, col=k + 1)
+    fig.update_yaxes(autorange='reversed'); fig.update_yaxes(title_text='truth', col=1)
+    fig.update_xaxes(title_text='called')
+    fig.update_layout(title=self._title(), height=330, width=900, margin=dict(t=80, l=60, r=20, b=50))
+    return fig
+
+@patch
+def update(self:ChecklistExplorer):
+    c = self.calls()
+    for k, name in enumerate(['inferred', 'direct', 'ground-truth rule']):
+        m = _confusion(c[name], c['truth'])
+        self.fig.data[k].z, self.fig.data[k].text = m, m
+    self.fig.layout.title.text = self._title()
+
+# %% ../nbs/41_widgets_checklist.ipynb #d6e08573
+@patch
+def _case_options(self:ChecklistExplorer):
+    d = self.ds
+    return [(f'#{int(c)} truth {d.diag_true.values[i]} · direct {d.diag_pred.values[i]} · score {int(d.score_pred.values[i])} (true {int(d.score_true.values[i])})', i)
+            for i, c in enumerate(d.case.values)]
+
+@patch
+def case_table(self:ChecklistExplorer, i:int) -> str:
+    "HTML: the case's criteria (predicted with probability, true), scores and the three diagnoses."
+    d, tau = self.ds.isel(case=i), self.tau.value
+    rows = []
+    for t in d.task.values:
+        pred, true = str(d.criteria_pred.sel(task=t).item()), str(d.criteria_true.sel(task=t).item())
+        p = float(d.criteria_probability.sel(task=t, label=pred).item()) if pred in d.label.values else np.nan
+        mark = '' if pred == true else ' style="color:#c00"'
+        rows.append(f'<tr{mark}><td>{t}</td><td>{pred} ({p:.2f})</td><td>{true}</td></tr>')
+    inferred = 'MEL' if d.score_pred.item() >= tau else 'not MEL'
+    rule = 'MEL' if d.score_true.item() >= tau else 'not MEL'
+    return ('<table class="dermxai-case"><tr><th>criterion</th><th>predicted (p)</th><th>true</th></tr>' + ''.join(rows) +
+            f'</table><p>score {int(d.score_pred.item())} (true {int(d.score_true.item())}) · inferred <b>{inferred}</b> · '
+            f'direct <b>{d.diag_pred.item()}</b> (P(MEL) {float(d.mel_probability.item()):.2f}) · rule <b>{rule}</b> · '
+            f'truth <b>{d.diag_true.item()}</b></p>')
+
+@patch
+def _case_figure(self:ChecklistExplorer):
+    i = self.case.value if self.case.value is not None else 0
+    fig = go.Figure()
+    title = f'case #{int(self.ds.case.values[i])}'
+    if self.source is not None:
+        row = int(self.ds.case.values[i])
+        img = self.source.image(row)
+        scale = max(1, 256 // img.shape[0])
+        fig.add_trace(go.Image(source=png_uri(cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST))))
+        lab = self.source.labels.iloc[row]
+        for crit, mask_name in EVIDENCE.items():
+            if str(lab.get(crit, 'absent')) == 'absent' or mask_name not in getattr(self.source, 'mask_names', []): continue
+            m = self.source.masks(row, [mask_name])[0]
+            xs, ys = contour_xy(cv2.resize(m.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST))
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', name=crit.replace('_', ' '), line=dict(color='rgb' + str(MASK_COLORS[mask_name]), width=2)))
+        fig.update_xaxes(visible=False); fig.update_yaxes(visible=False, scaleanchor='x')
+    fig.update_layout(title=title + ' · evidence of the criteria present', height=340, width=520, margin=dict(t=40, l=10, r=10, b=10))
+    return fig
+
+@patch
+def _case_changed(self:ChecklistExplorer, change):
+    t0 = time.perf_counter()
+    self.table.value = self.case_table(change['new'])
+    new = self._case_figure()
+    with self.case_fig.batch_update():
+        self.case_fig.data = []
+        for t in new.data: self.case_fig.add_trace(t)
+        self.case_fig.layout.title.text = new.layout.title.text
+    self.timings.append((time.perf_counter() - t0) * 1000)
 
 # %% ../nbs/41_widgets_checklist.ipynb #83b2b2d7
 def checklist_fixture(source, cases, noise:float=0.25, seed:int=0) -> xr.Dataset:
