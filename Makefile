@@ -35,7 +35,7 @@ check-export: $(STAMP)
 
 # pyflakes' correctness checks (undefined and unused names) and syntax errors on the generated package
 lint: $(STAMP)
-	$(BIN)/ruff check dermxai
+	$(BIN)/ruff check dermxai tests bench
 
 # every cell of every notebook (training in notebooks is sized to run here); two workers fill the two cores with one
 # torch thread each (OpenMP threads that outnumber the cores spin; on a busy 2-core machine a ResNet-50 step took 8x

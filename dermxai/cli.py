@@ -5,14 +5,52 @@
 # %% ../nbs/50_cli.ipynb #ba474a5f
 from __future__ import annotations
 
-import argparse, json, os, sys
+import argparse, json, math, os, sys, traceback
 from pathlib import Path
 
-from .core import DermxaiError
+from .core import DataError, DermxaiError, TrainConfig, UsageError, range_text, strict_json
 from .vocab import SPLITS
 
 # %% auto #0
 __all__ = ['teach_command', 'build_parser', 'main']
+
+# %% ../nbs/50_cli.ipynb #5cadd6e0
+def _number(kind:type, lo=None, hi=None):
+    "An argparse type: an int, or a finite float, within [lo, hi] (None: no bound); else a message naming value and range."
+    def parse(text:str):
+        try: v = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not {"a whole number" if kind is int else "a number"}') from None
+        if kind is float and not math.isfinite(v): raise argparse.ArgumentTypeError(f'{text!r} is not a finite number')
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f'{text} is out of range: expected {range_text(lo, hi)}')
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+def _spec_type(spec):
+    "The argparse type of the values of an `OptionSpec`: numbers checked against its range."
+    return _number(spec.type, *(spec.range or (None, None))) if spec.type in (int, float) else spec.type
+
+def _flag(p:argparse.ArgumentParser, flag:str, spec, **kw):
+    "The flag `flag` of the config field `spec` (an `OptionSpec`): its type, range and help; stored under the field's name."
+    bounds = f' ({range_text(*spec.range)})' if spec.range else ''
+    kw.setdefault('metavar', flag.lstrip('-').upper().replace('-', '_'))
+    p.add_argument(flag, dest=spec.name, type=_spec_type(spec), help=spec.help + bounds, **kw)
+
+def _specs(config:type) -> dict:
+    from dermxai.systems import option_specs
+    return {s.name: s for s in option_specs(config)}
+
+def _path(kind:str):
+    "An argparse type for an output path: never empty; a folder (`kind='dir'`) that is no file, a file that is no folder."
+    def parse(text:str):
+        if not text.strip(): raise argparse.ArgumentTypeError(f'an empty path: name a {"folder" if kind == "dir" else "file"}')
+        p = Path(text)
+        if kind == 'dir' and p.exists() and not p.is_dir(): raise argparse.ArgumentTypeError(f'{text} is a file: name a folder')
+        if kind == 'file' and p.is_dir(): raise argparse.ArgumentTypeError(f'{text} is a folder: name a file')
+        return text
+    parse.__name__ = 'path'
+    return parse
 
 # %% ../nbs/50_cli.ipynb #8c445860
 def _option_flag(p:argparse.ArgumentParser, spec, fixed:dict):
@@ -20,22 +58,23 @@ def _option_flag(p:argparse.ArgumentParser, spec, fixed:dict):
     if spec.name in fixed: return
     flag, dest = '--' + spec.name.replace('_', '-'), f'opt_{spec.name}'
     help_ = spec.help + (f' (default: {spec.default!r})' if spec.default not in (None, []) else '')
+    if spec.range: help_ += f' [{range_text(*spec.range)}]'
     if spec.type is bool: p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
-    else: p.add_argument(flag, dest=dest, type=spec.type, choices=spec.choices, nargs='+' if spec.many else None,
+    else: p.add_argument(flag, dest=dest, type=_spec_type(spec), choices=spec.choices, nargs='+' if spec.many else None,
                          default=None, help=help_, metavar=None if spec.choices else spec.name.upper())
 
 def _train_common(p, system):
     p.add_argument('--data', default='synth', help="'synth' (SynthDerm), a SynthDerm .nc file, or a data-set folder")
-    p.add_argument('--out', required=True, help='run directory to write')
+    p.add_argument('--out', required=True, type=_path('dir'), help='run directory to write')
     p.add_argument('--profile', default='quick', choices=list(system.profiles), help='quick: CPU-sized; full: GPU-sized')
-    p.add_argument('--epochs', type=int); p.add_argument('--size', type=int, help='input size in pixels')
-    p.add_argument('--n', type=int, help='SynthDerm cases'); p.add_argument('--seed', type=int)
-    p.add_argument('--batch-size', type=int); p.add_argument('--lr', type=float)
-    p.add_argument('--workers', type=int, dest='num_workers', help='DataLoader worker processes')
-    p.add_argument('--patience', type=int, help='early stopping patience in epochs')
-    p.add_argument('--steps-per-epoch', type=int); p.add_argument('--device', help='cpu, cuda, cuda:1, mps')
+    spec = _specs(TrainConfig)
+    for flag, name in [('--epochs', 'epochs'), ('--size', 'size'), ('--n', 'n'), ('--seed', 'seed'), ('--batch-size', 'batch_size'),
+                       ('--lr', 'lr'), ('--workers', 'num_workers'), ('--patience', 'patience'), ('--steps-per-epoch', 'steps_per_epoch')]:
+        _flag(p, flag, spec[name])
+    p.add_argument('--device', help='cpu, cuda, cuda:1, mps')
+    p.add_argument('--follow-symlinks', action='store_true', default=None, help=spec['follow_symlinks'].help)
     p.add_argument('--resume', action='store_true', help='continue the run in --out from its last checkpoint')
-    p.add_argument('--nproc', type=int, default=1,
+    p.add_argument('--nproc', type=_number(int, 1, 1024), default=1,
                    help='train with N processes on this machine (torchrun; one per GPU, or Gloo on CPU); '
                         'for several machines run `torchrun ... -m dermxai train ...` on each')
     p.add_argument('--compile', action='store_true', default=None, help='torch.compile the model')
@@ -78,11 +117,11 @@ def _cmd_train(a):
     system = get_system(a.system)
     options = {k[4:]: v for k, v in vars(a).items() if k.startswith('opt_') and v is not None}
     keys = ['data', 'epochs', 'size', 'n', 'seed', 'batch_size', 'lr', 'num_workers', 'patience', 'steps_per_epoch',
-            'device', 'compile', 'channels_last', 'amp']
+            'device', 'compile', 'channels_last', 'amp', 'follow_symlinks']
     cfg = system.config(a.profile, options=options, **{k: getattr(a, k) for k in keys})
+    system.opts(cfg)     # the options' checks across fields, before any data is opened
     res = fit(system, cfg, a.out, resume=a.resume, progress=not a.no_progress)
-    if distributed_env()[0] == 0:
-        print(json.dumps({'run': a.out, 'test': res.get('test'), 'epochs_run': res.get('epochs_run')}, indent=2))
+    if distributed_env()[0] == 0: _print_json({'run': a.out, 'test': res.get('test'), 'epochs_run': res.get('epochs_run')})
 
 def _setup_evaluate(sub):
     p = sub.add_parser('evaluate', help='evaluate a trained run on a split of its data (default: test)')
@@ -91,7 +130,7 @@ def _setup_evaluate(sub):
 
 def _cmd_evaluate(a):
     from dermxai.train import evaluate_run
-    print(json.dumps(evaluate_run(a.run, split=a.split, device=a.device, progress=not a.no_progress), indent=2))
+    _print_json(evaluate_run(a.run, split=a.split, device=a.device, progress=not a.no_progress))
 
 def _setup_systems(sub): sub.add_parser('systems', help='list the registered systems')
 
@@ -106,10 +145,12 @@ def _setup_synth(sub):
     from dermxai.data import list_formats
     p = sub.add_parser('synth', help='render a SynthDerm data set (NetCDF + PNG gallery)',
                        description='Render SynthDerm: OUT/synthderm.nc, OUT/gallery.png, OUT/gallery_masks.png.')
-    p.add_argument('--n', type=int, default=1000); p.add_argument('--size', type=int, default=128)
-    p.add_argument('--seed', type=int, default=0); p.add_argument('--out', required=True)
-    p.add_argument('--difficulty', type=float, default=0.3, help='0 crisp ... 1 faint structures, more noise')
-    p.add_argument('--workers', type=int, default=None, help='rendering processes (default: all cores for large sets)')
+    from dermxai.synth import SynthConfig
+    spec = _specs(SynthConfig)
+    _flag(p, '--n', spec['n'], default=1000); _flag(p, '--size', spec['size'], default=128)
+    _flag(p, '--seed', spec['seed'], default=0); p.add_argument('--out', required=True, type=_path('dir'))
+    _flag(p, '--difficulty', spec['difficulty'], default=0.3)
+    p.add_argument('--workers', type=_number(int, 1, 1024), default=None, help='rendering processes (default: all cores for large sets)')
     p.add_argument('--layout', choices=list_formats(), default=None,
                    help='write OUT in the layout of a real data set (JPEG images, PNG masks, its CSVs) instead of NetCDF')
     p.add_argument('--no-progress', action='store_true')
@@ -138,24 +179,25 @@ def _setup_data(sub):
                                     'and every problem found. Exit status: 0 all cases usable; 1 some cases have problems '
                                     '(a strict loader refuses them); 2 the data cannot be used.')
     c.add_argument('path'); c.add_argument('--format', default=None, choices=list(FORMATS), help='the layout (default: detected)')
+    c.add_argument('--follow-symlinks', action='store_true', help='read the files the data set links to outside its folder')
     c.add_argument('--no-progress', action='store_true')
 
 def _cmd_data(a):
     from dermxai.data import check_data
-    chk = check_data(a.path, fmt=a.format, progress=not a.no_progress)
+    chk = check_data(a.path, fmt=a.format, progress=not a.no_progress, **({'follow_symlinks': True} if a.follow_symlinks else {}))
     print(chk)
     return chk.status
 
 # %% ../nbs/50_cli.ipynb #0a54f4cf
 def _setup_tour(sub):
-    from dermxai.tour import TOUR_DATA
+    from dermxai.tour import TOUR, TOUR_DATA
     p = sub.add_parser('tour', help='generate SynthDerm, train the five systems, explain them, write summary.json and report.html',
                        description='Generate SynthDerm, train every system of the tour, explain their test cases and write '
                                    'OUT/summary.json and OUT/report.html (one self-contained page). Finished runs are reused.')
-    p.add_argument('--out', default='tour'); p.add_argument('--profile', choices=list(TOUR_DATA), default=None,
+    p.add_argument('--out', default='tour', type=_path('dir')); p.add_argument('--profile', choices=list(TOUR_DATA), default=None,
                                                            help='default: full with a GPU, quick (15 min on 2 CPU cores) without; '
                                                                 'smoke: two steps per system, to check an installation')
-    p.add_argument('--runs', nargs='+', help='only these tour runs (default: all; `dermxai tour --runs x` lists them)')
+    p.add_argument('--runs', nargs='+', choices=list(TOUR), metavar='RUN', help=f'only these tour runs (default: all of {", ".join(TOUR)})')
     p.add_argument('--fresh', action='store_true', help='retrain even finished runs')
     p.add_argument('--no-progress', action='store_true')
 
@@ -186,14 +228,15 @@ def _setup_tatl_ablation(sub):
                        description='Train the four stage combinations of TATL (Nguyen et al., Table 2) for each seed on one '
                                    'data set; writes OUT/ablation.nc and OUT/ablation.csv. Finished runs are reused.')
     p.add_argument('--data', default='synth', help="'synth' (one SynthDerm set, rendered into OUT/synth/), a .nc file or a folder")
-    p.add_argument('--out', required=True); p.add_argument('--profile', default='quick', choices=['quick', 'full'])
-    p.add_argument('--seeds', type=int, nargs='+', default=[0]); p.add_argument('--data-seed', type=int, default=0)
+    p.add_argument('--out', required=True, type=_path('dir')); p.add_argument('--profile', default='quick', choices=['quick', 'full'])
+    p.add_argument('--seeds', type=_number(int), nargs='+', default=[0]); p.add_argument('--data-seed', type=_number(int), default=0)
     p.add_argument('--variants', nargs='+', default=None, choices=list(TABLE2), help="stage combinations (default: all four)")
     p.add_argument('--arch', choices=list(TATL_ARCHS)); p.add_argument('--encoder')
     p.add_argument('--freeze', action=argparse.BooleanOptionalAction, default=None)
     p.add_argument('--attributes', nargs='+', help='attributes to train target segmenters for (default: all five)')
-    p.add_argument('--epochs', type=int); p.add_argument('--n', type=int); p.add_argument('--size', type=int)
-    p.add_argument('--batch-size', type=int); p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
+    spec = _specs(TrainConfig)
+    for flag, name in [('--epochs', 'epochs'), ('--n', 'n'), ('--size', 'size'), ('--batch-size', 'batch_size')]: _flag(p, flag, spec[name])
+    p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
 
 def _cmd_tatl_ablation(a):
     from dermxai.models_tatl import TABLE2
@@ -214,15 +257,18 @@ def _setup_explain(sub):
     p.add_argument('run', help='run directory (dermxai train --out)')
     p.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
                    help=f"methods: {' '.join(METHODS)}; 'gradcam:LAYER' picks a layer")
-    p.add_argument('--n', type=int, default=16, help='cases: the first N of --split'); p.add_argument('--split', default='test', choices=SPLITS)
-    p.add_argument('--cases', type=int, nargs='+', help='explain these source rows instead')
+    p.add_argument('--n', type=_number(int, 1), default=16, help='cases: the first N of --split (at least 1)')
+    p.add_argument('--split', default='test', choices=SPLITS)
+    p.add_argument('--cases', type=_number(int, 0), nargs='+', help='explain these source rows instead')
     p.add_argument('--head', help='output head (multi-task systems)'); p.add_argument('--target', help='class to explain (default: predicted)')
     p.add_argument('--region', help="segmentation outputs: 'predicted', 'all' or a mask name")
-    p.add_argument('--ig-steps', type=int, default=32, help='Integrated Gradients steps'); p.add_argument('--batch-size', type=int, default=16)
-    p.add_argument('--internal-batch-size', type=int, default=64, help="captum's internal batch of IG and occlusion (bounds GPU memory)")
+    p.add_argument('--ig-steps', type=_number(int, 1, 10**4), default=32, help='Integrated Gradients steps')
+    p.add_argument('--batch-size', type=_number(int, 1, 4096), default=16)
+    p.add_argument('--internal-batch-size', type=_number(int, 1, 4096), default=64,
+                   help="captum's internal batch of IG and occlusion (bounds GPU memory)")
     p.add_argument('--score', action='store_true', help='score against the SynthDerm evidence masks (localisation metrics)')
     p.add_argument('--truth', default='auto', help="ground truth for --score: auto, checklist, evidence, lesion or a mask name")
-    p.add_argument('--out', help='NetCDF to write (default RUN/explanations.nc)')
+    p.add_argument('--out', type=_path('file'), help='NetCDF to write (default RUN/explanations.nc)')
     p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
 
 def _cmd_explain(a):
@@ -231,7 +277,8 @@ def _cmd_explain(a):
     from dermxai.train import load_run
     params = {'ig': {'steps': a.ig_steps, 'internal_batch_size': a.internal_batch_size},
               'occlusion': {'internal_batch_size': a.internal_batch_size}}
-    methods = [get_method(m, **params.get(m.partition(':')[0], {})) for m in a.methods]
+    try: methods = [get_method(m, **params.get(m.partition(':')[0], {})) for m in a.methods]
+    except DataError as e: raise e.as_kind(UsageError, field='methods') from None
     run = load_run(a.run, device=a.device)
     src = run.source(progress=not a.no_progress)
     da = explain_run(run, cases=a.cases, split=a.split, n=a.n, methods=methods, head=a.head, target=a.target,
@@ -252,9 +299,10 @@ def _setup_teach(sub):
     p = sub.add_parser('teach', help='serve the 7-point checklist quiz as a Voila app on localhost',
                        description='Serve the teaching notebook (nbs/tutorials/quiz.ipynb) as a Voila app on 127.0.0.1.')
     p.add_argument('--run', help="a gated run whose checklist.nc gives the model's answers")
-    p.add_argument('--n', type=int, default=10, help='cases in the quiz'); p.add_argument('--tau', type=int, default=3)
-    p.add_argument('--size', type=int, default=128, help='SynthDerm image size when no --run is given')
-    p.add_argument('--port', type=int, default=8866); p.add_argument('--token', help='access token (default: a random one)')
+    p.add_argument('--n', type=_number(int, 1, 1000), default=10, help='cases in the quiz (1 to 1000)')
+    p.add_argument('--tau', type=_number(int, 1, 10), default=3, help='the 7-point score from which a case counts as melanoma (1 to 10)')
+    p.add_argument('--size', type=_number(int, 16, 1024), default=128, help='SynthDerm image size when no --run is given (16 to 1024)')
+    p.add_argument('--port', type=_number(int, 1, 65535), default=8866); p.add_argument('--token', help='access token (default: a random one)')
     p.add_argument('--no-browser', action='store_true')
 
 def _teaching_notebook() -> Path:
@@ -281,7 +329,7 @@ def teach_command(nb:Path, port:int, token:str, no_browser:bool=True) -> list[st
 def _cmd_teach(a):
     import importlib.util, secrets, subprocess
     if importlib.util.find_spec('voila') is None:
-        raise DermxaiError('dermxai teach serves the quiz with Voila, which is not installed: pip install voila')
+        raise UsageError('dermxai teach serves the quiz with Voila, which is not installed: pip install voila')
     nb = _teaching_notebook()
     token = a.token or secrets.token_hex(16)
     env = {**os.environ, 'DERMXAI_QUIZ_N': str(a.n), 'DERMXAI_QUIZ_TAU': str(a.tau), 'DERMXAI_QUIZ_SIZE': str(a.size),
@@ -299,25 +347,71 @@ _COMMANDS = {'synth': (_setup_synth, _cmd_synth), 'train': (_setup_train, _cmd_t
 def build_parser() -> argparse.ArgumentParser:
     "The `dermxai` argument parser: one sub-command per entry of `_COMMANDS`."
     from dermxai import __version__
-    ap = argparse.ArgumentParser(prog='dermxai', description='Explainable deep learning for dermatology.')
+    ap = argparse.ArgumentParser(prog='dermxai', description='Explainable deep learning for dermatology.',
+                                 epilog='Exit status: 0 done; 1 bad data (a file, a run directory); 2 a command used wrongly; '
+                                        '70 a bug in dermxai; 130 interrupted.')
     ap.add_argument('--version', action='version', version=f'dermxai {__version__}')
+    ap.add_argument('--debug', action='store_true', help='show the full traceback of an error (for developers); may stand anywhere')
     sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for setup, _ in _COMMANDS.values(): setup(sub)
     return ap
 
+def _print_json(obj):
+    "Print `obj` as strict JSON (NaN and infinity as null: what every JSON reader accepts)."
+    print(json.dumps(strict_json(obj), indent=2, allow_nan=False))
+
+def _safe_streams():
+    "Never fail on printing a name that the terminal's encoding cannot show (a non-UTF-8 file name): escape it."
+    for s in (sys.stdout, sys.stderr):
+        try: s.reconfigure(errors='backslashreplace')
+        except (AttributeError, ValueError, OSError): pass
+
+def _status(e:DermxaiError, a) -> int:
+    "The exit status of `e`: a data error about a value typed on the command line (it names a flag) is a usage error."
+    flag = e.field is not None and (hasattr(a, str(e.field)) or hasattr(a, f'opt_{e.field}'))
+    if isinstance(e, DataError) and e.file is None and flag: return 2
+    return e.exit_status
+
+
+# %% ../nbs/50_cli.ipynb #ab67a520
 def main(argv=None) -> int:
-    "Entry point of the `dermxai` command."
-    ap = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    a = ap.parse_args(argv)
-    if a.command == 'train' and a.nproc > 1 and 'WORLD_SIZE' not in os.environ: return _launch_torchrun(a.nproc, argv)
-    try:
-        rc = _COMMANDS[a.command][1](a)
-    except DermxaiError as e:
-        print(f'dermxai {a.command}: error: {e}', file=sys.stderr)
+    "Entry point of the `dermxai` command; returns the exit status."
+    _safe_streams()
+    argv = sys.argv[1:] if argv is None else [str(x) for x in argv]
+    debug = '--debug' in argv
+    argv = [x for x in argv if x != '--debug']
+    if any('\0' in x for x in argv):     # no operating system passes one; a path with it cannot be opened
+        print('dermxai: error: an argument holds a NUL character', file=sys.stderr)
         return 2
+    ap = build_parser()
+    try: a = ap.parse_args(argv)
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 2    # argparse printed the usage and the error
+    if a.command == 'train' and a.nproc > 1 and 'WORLD_SIZE' not in os.environ: return _launch_torchrun(a.nproc, argv)
+    where = f'dermxai {a.command}'
+    try:
+        return _COMMANDS[a.command][1](a) or 0
+    except DermxaiError as e:
+        if debug: raise
+        print(f'{where}: error: {e}', file=sys.stderr)
+        return _status(e, a)
     except KeyboardInterrupt:
         hint = f' Resume with: dermxai train {a.system} --out {a.out} --resume' if a.command == 'train' else ''
-        print(f'\ndermxai {a.command}: interrupted.{hint}', file=sys.stderr)
+        print(f'\n{where}: interrupted.{hint}', file=sys.stderr)
         return 130
-    return rc or 0
+    except MemoryError:
+        if debug: raise
+        print(f'{where}: error: out of memory; use a smaller --size, --n or --batch-size', file=sys.stderr)
+        return 2
+    except BrokenPipeError:                 # the reader of our output went away (`| head`): nothing to say
+        sys.stderr.close()
+        return 1
+    except OSError as e:                    # the system refused: named by its file and reason
+        if debug: raise
+        print(f'{where}: error: {e.filename or ""}{": " if e.filename else ""}{e.strerror or e}', file=sys.stderr)
+        return 1
+    except Exception as e:
+        if debug: raise
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        print(f'{where}: internal error (a bug in dermxai, please report it): {type(e).__name__}: {e} '
+              f'[{Path(frame.filename).name}:{frame.lineno}]; run again with --debug for the traceback', file=sys.stderr)
+        return 70

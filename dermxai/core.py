@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #252b32a2
 from __future__ import annotations
 
-import dataclasses, json, os, random, signal, tempfile
+import copy, dataclasses, json, math, os, random, shutil, signal, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,37 +15,62 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PARTIAL', 'DermxaiError', 'DataError', 'get_device', 'seed_everything', 'get_rng_state', 'set_rng_state',
-           'seed_sequence', 'derive_seed', 'random_stream', 'dermxai_home', 'fault_point', 'remove_partial',
-           'atomic_path', 'atomic_write_text', 'save_json', 'load_json', 'Config', 'TrainConfig']
+__all__ = ['PARTIAL', 'DermxaiError', 'DataError', 'UsageError', 'get_device', 'seed_everything', 'get_rng_state',
+           'set_rng_state', 'seed_sequence', 'derive_seed', 'random_stream', 'dermxai_home', 'fault_point',
+           'remove_partial', 'atomic_path', 'available_memory', 'check_memory', 'check_writable', 'atomic_write_text',
+           'strict_json', 'save_json', 'load_json', 'option', 'range_text', 'Config', 'TrainConfig']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
-class DermxaiError(Exception):
-    "Base class of every error dermxai raises on purpose."
+def _label(file, row) -> str:
+    "What a field is called where it was found: a CSV's column, a JSON or weights file's key, else a field."
+    suffix = Path(str(file)).suffix.lower() if file is not None else None
+    if row is not None or suffix in ('.csv', ''): return 'column'
+    return 'key' if suffix in ('.json', '.safetensors', '.pt', '.pth', '.nc') else 'field'
 
-class DataError(DermxaiError, ValueError):
-    "Bad input data: names the `file`, `row`, `field`, the `value` found and what was `expected`."
+class DermxaiError(Exception):
+    """Base class of every error dermxai raises on purpose: it names the `file`, `row`, `field`, the `value` found and
+    what was `expected` (each when known). `exit_status` is the command line's: 1 for data, 2 for usage."""
+    exit_status = 1
     def __init__(self, msg:str='', *, file=None, row=None, field=None, value=None, expected=None):
-        self.file, self.row, self.field, self.value, self.expected = file, row, field, value, expected
+        self.msg, self.file, self.row, self.field, self.value, self.expected = msg, file, row, field, value, expected
         where = ', '.join(p for p in [f"{file}" if file is not None else '',
                                       f"row {row}" if row is not None else '',
-                                      f"column '{field}'" if field is not None else ''] if p)
+                                      f"{_label(file, row)} '{field}'" if field is not None else ''] if p)
         what = []
         if value is not None: what.append(f"found {value!r}")
         if expected is not None: what.append(f"expected {expected}")
         text = '; '.join(p for p in [where, ', '.join(what)] if p)
         super().__init__(f"{text}: {msg}" if text and msg else (text or msg))
 
+    def in_file(self, file) -> DermxaiError:
+        "The same error, naming `file` (when it names none yet)."
+        if self.file is not None or file is None: return self
+        return self.as_kind(type(self), file=file)
+
+    def as_kind(self, kind:type, **changes) -> DermxaiError:
+        "This error as another kind (a `DataError` met while reading command-line flags is a `UsageError`)."
+        kw = dict(file=self.file, row=self.row, field=self.field, value=self.value, expected=self.expected) | changes
+        return kind(self.msg, **kw)
+
+class DataError(DermxaiError, ValueError):
+    "Bad input data (a file, a config, weights): exit status 1."
+
+class UsageError(DermxaiError):
+    "A command used in a way it cannot work (an argument out of range, a path that cannot be written): exit status 2."
+    exit_status = 2
+
 # %% ../nbs/00_core.ipynb #37696ca3
 def get_device(device:str|torch.device|None=None) -> torch.device:
     "The device to compute on: `device` if given, else `$DERMXAI_DEVICE`, else cuda > mps > cpu."
     choice = device if device is not None else os.environ.get('DERMXAI_DEVICE') or None
     if choice is not None:
-        dev = torch.device(choice)
+        try: dev = torch.device(choice)
+        except (RuntimeError, TypeError, ValueError):
+            raise UsageError('not a device name', field='device', value=str(choice), expected="'cpu', 'cuda', 'cuda:1' or 'mps'") from None
         if dev.type == 'cuda' and not torch.cuda.is_available():
-            raise DermxaiError(f"device {str(choice)!r} was asked for but CUDA is not available on this machine")
+            raise UsageError(f"device {str(choice)!r} was asked for but CUDA is not available on this machine")
         if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-            raise DermxaiError(f"device {str(choice)!r} was asked for but MPS is not available on this machine")
+            raise UsageError(f"device {str(choice)!r} was asked for but MPS is not available on this machine")
         return dev
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
@@ -134,25 +159,68 @@ def atomic_path(path:str|Path, suffix:str|None=None):
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         fault_point(f'write:{path.name}')
         os.replace(tmp, path)
+    except OSError as e:      # a full disk, a folder made read-only: named, and nothing half-written is left
+        raise UsageError(f'cannot write {path}: {e.strerror or e}') from None
     finally:
         if tmp.exists(): tmp.unlink()
+
+def available_memory() -> int:
+    "Bytes of memory the system can still give (MemAvailable on Linux; all physical memory where that is not known)."
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except OSError: pass
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+def check_memory(need_bytes:int, what:str, field:str|None=None, share:float=0.8):
+    "A `UsageError` before allocating `need_bytes` for `what` when they exceed `share` of the available memory."
+    have = available_memory()
+    if need_bytes > share * have:
+        raise UsageError(f'{what} would need {need_bytes / 2**30:.1f} GB of memory', field=field, value=f'{need_bytes / 2**30:.1f} GB',
+                        expected=f'at most {share * have / 2**30:.1f} GB ({share:.0%} of the {have / 2**30:.1f} GB available)')
+
+def check_writable(folder:str|Path, need_bytes:int=64 * 2**20) -> Path:
+    "Make `folder` and check, before any work, that a file can be written there and `need_bytes` are free (a `UsageError` naming it)."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise UsageError(f'{folder} is a file: name a folder to write the run into')
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder/f'.write-test{PARTIAL}{os.getpid()}'
+        probe.write_bytes(b'0'); probe.unlink()
+    except OSError as e: raise UsageError(f'cannot write into {folder}: {e.strerror or e}') from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise UsageError(f'{folder}: {free / 2**20:.0f} MB free on its disk, at least {need_bytes / 2**20:.0f} MB needed')
+    return folder
 
 def atomic_write_text(path:str|Path, text:str) -> Path:
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text, encoding='utf-8')
     return Path(path)
 
+def strict_json(obj:Any) -> Any:
+    "`obj` with NaN and infinities as None (JSON has no such numbers), NumPy and torch values as plain ones."
+    if isinstance(obj, dict): return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [strict_json(v) for v in obj]
+    if isinstance(obj, (np.generic, np.ndarray, torch.Tensor, Path)): return strict_json(_json_default(obj))
+    if isinstance(obj, float) and not math.isfinite(obj): return None
+    return obj
+
 def save_json(path:str|Path, obj:Any) -> Path:
-    "Write `obj` as indented JSON to `path` atomically (NumPy scalars and arrays are converted)."
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + '\n')
+    "Write `obj` as indented, strict JSON to `path` atomically (NaN becomes null; NumPy values are converted)."
+    return atomic_write_text(path, json.dumps(strict_json(obj), indent=2, allow_nan=False) + '\n')
 
 def load_json(path:str|Path) -> Any:
     "Read JSON from `path`, with an error naming the file when it is missing or malformed."
     path = Path(path)
     if not path.exists(): raise DataError('file not found', file=path)
+    if not path.is_file(): raise DataError('not a regular file (a folder, a FIFO or a device)', file=path, expected='a JSON file')
     try: return json.loads(path.read_text(encoding='utf-8'))
     except json.JSONDecodeError as e:
         raise DataError(f'not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})', file=path) from None
+    except RecursionError: raise DataError('JSON nested too deeply', file=path, expected='a config of a few levels') from None
+    except (UnicodeDecodeError, OSError) as e: raise DataError(f'cannot read the file ({type(e).__name__})', file=path) from None
 
 def _json_default(o):
     if isinstance(o, np.generic): return o.item()
@@ -191,9 +259,40 @@ def _check_type(name, value, annot, cls, source=None, element:bool=False):
         if k.startswith(('dict', 'list', 'tuple', 'Any')) and k.startswith('dict') == isinstance(value, dict): return value
     raise bad('wrong type')
 
+def option(default=None, help:str='', choices=None, range:tuple|None=None, internal:bool=False):
+    """A field of a config: its default, the help of its command-line flag, the values it may take (`choices`; each
+    element's for a list) or the bounds of a number (`range` = (lo, hi), inclusive, None for no bound), and whether it
+    is `internal` (never a flag: recorded by dermxai itself, or set from Python only)."""
+    meta = {'help': help, 'choices': None if choices is None else list(choices), 'range': range, 'internal': internal}
+    if isinstance(default, (list, dict)): return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+def range_text(lo, hi) -> str:
+    "The bounds (lo, hi) in words (None: no bound)."
+    return f'a number from {lo} to {hi}' if None not in (lo, hi) else f'at least {lo}' if lo is not None else f'at most {hi}'
+
+def _check_value(cls, f, value):
+    "A `DataError` when `value` is outside field `f`'s choices or range (numbers: NaN and infinity too)."
+    if value is None: return
+    choices, (lo, hi) = f.metadata.get('choices'), f.metadata.get('range') or (None, None)
+    for v in (value if isinstance(value, list) else [value]):
+        if choices is not None and v not in choices:
+            raise DataError(f'{cls.__name__}: a value outside the choices', field=f.name, value=v, expected=f'one of {choices}')
+        if isinstance(v, float) and not math.isfinite(v):
+            raise DataError(f'{cls.__name__}: not a finite number', field=f.name, value=v, expected='a finite number')
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+            raise DataError(f'{cls.__name__}: out of range', field=f.name, value=v, expected=range_text(lo, hi))
+
 @dataclass
 class Config:
-    "Base of dermxai's configs: a dataclass that round-trips through JSON with validation."
+    "Base of dermxai's configs: a dataclass that round-trips through JSON, each field checked (type, choices, range)."
+    def __post_init__(self):
+        for f in fields(self): _check_value(type(self), f, getattr(self, f.name))
+        self.check()
+
+    def check(self):
+        "Checks across fields (override); raise a `DataError` naming the field."
+
     def to_dict(self) -> dict: return dataclasses.asdict(self)
     def to_json(self) -> str: return json.dumps(self.to_dict(), indent=2, default=_json_default)
     def save(self, path:str|Path) -> Path: return save_json(path, self.to_dict())
@@ -208,7 +307,8 @@ class Config:
         unknown = sorted(set(d) - set(known))
         if unknown: raise DataError(f'{cls.__name__}: unknown key', file=source, field=unknown[0], value=d[unknown[0]],
                                     expected=f'one of {sorted(known)}')
-        return cls(**{k: _check_type(k, v, known[k].type, cls, source) for k, v in d.items()})
+        try: return cls(**{k: _check_type(k, v, known[k].type, cls, source) for k, v in d.items()})
+        except DataError as e: raise e.in_file(source) from None
 
     @classmethod
     def load(cls, path:str|Path): return cls.from_dict(load_json(path), source=path)
@@ -216,30 +316,31 @@ class Config:
 # %% ../nbs/00_core.ipynb #c1f539f0
 @dataclass
 class TrainConfig(Config):
-    "Everything one training run needs. System-specific settings go in `options`."
-    system: str = 'resnet14'
-    data: str = 'synth'             # 'synth' or a path to a data set on disk
-    profile: str = 'quick'          # 'quick' (CPU-sized) or 'full' (GPU-sized)
-    n: int = 600                    # SynthDerm cases (ignored for real data)
-    size: int = 64                  # input size in pixels
-    seed: int = 0
-    epochs: int = 3
-    batch_size: int = 32
-    steps_per_epoch: int | None = None   # None: one pass over the training set
-    optimizer: str = 'sgd'          # 'sgd' | 'adam' | 'adamw'
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    scheduler: str = 'none'         # 'none' | 'step' | 'cosine'
-    step_size: int = 30             # StepLR: epochs between decays
-    gamma: float = 0.5              # StepLR: decay factor
-    patience: int | None = None     # early stopping: epochs without improvement (None: never stop early)
-    monitor: str = 'valid_loss'     # metric for early stopping and best checkpoint
-    mode: str = 'min'               # 'min' or 'max' for `monitor`
-    num_workers: int = 0            # DataLoader workers
-    amp: bool = True                # mixed precision where the device supports it (CUDA)
-    channels_last: bool = False
-    compile: bool = False           # torch.compile the model
-    grad_clip: float | None = None
-    device: str | None = None       # None: `get_device()`
-    options: dict = field(default_factory=dict)
+    "Everything one training run needs, each setting checked when the config is made or loaded. System-specific settings go in `options`."
+    system: str = option('resnet14', 'the registered system')
+    data: str = option('synth', "'synth' or a path to a data set on disk")
+    profile: str = option('quick', "'quick' (CPU-sized) or 'full' (GPU-sized)")
+    n: int = option(600, 'SynthDerm cases (ignored for real data)', range=(20, 10**7))
+    size: int = option(64, 'input size in pixels', range=(16, 4096))
+    seed: int = option(0, 'random seed')
+    epochs: int = option(3, 'epochs to train', range=(1, 10**6))
+    batch_size: int = option(32, 'cases per batch (the global batch with several processes)', range=(1, 2**16))
+    steps_per_epoch: int | None = option(None, 'batches per epoch (None: one pass over the training set)', range=(1, 10**7))
+    optimizer: str = option('sgd', 'the optimiser', ['sgd', 'adam', 'adamw'])
+    lr: float = option(0.01, 'learning rate', range=(0, 100))
+    momentum: float = option(0.9, 'SGD momentum', range=(0, 1))
+    weight_decay: float = option(1e-4, 'L2 weight decay', range=(0, 1))
+    scheduler: str = option('none', 'learning-rate schedule', ['none', 'step', 'cosine'])
+    step_size: int = option(30, 'StepLR: epochs between decays', range=(1, 10**6))
+    gamma: float = option(0.5, 'StepLR: decay factor', range=(0, 1))
+    patience: int | None = option(None, 'early stopping: epochs without improvement (None: never stop early)', range=(1, 10**6))
+    monitor: str = option('valid_loss', 'the validation metric that picks the best epoch and stops early')
+    mode: str = option('min', "'min' or 'max' for `monitor`", ['min', 'max'])
+    num_workers: int = option(0, 'DataLoader worker processes', range=(0, 256))
+    amp: bool = option(True, 'mixed precision where the device supports it (CUDA)')
+    channels_last: bool = option(False, 'channels-last memory format (GPU)')
+    compile: bool = option(False, 'torch.compile the model')
+    grad_clip: float | None = option(None, 'clip the gradient norm to this value', range=(0, 10**6))
+    device: str | None = option(None, 'cpu, cuda, cuda:1, mps (None: the best there is)')
+    follow_symlinks: bool = option(False, 'read the files a data set links to outside its folder')
+    options: dict = option({}, "the system's options (its `Options` dataclass; each is a flag of its own)", internal=True)

@@ -12,13 +12,13 @@ import pandas as pd
 
 # importing registers the built-in formats, in this order, which is the order `detect_format` tries them
 from . import formats_isic, formats_ham10000, formats_derm7pt  # noqa: F401
-from .core import DataError
+from .core import DataError, TrainConfig
 from .files import LoadReport
 from .sources import FORMATS, CaseSource, SynthSource, get_format
 from .vocab import CRITERIA, SPLITS
 
 # %% auto #0
-__all__ = ['list_formats', 'detect_format', 'write_layout', 'open_source', 'DataCheck', 'check_data']
+__all__ = ['list_formats', 'detect_format', 'write_layout', 'open_source', 'source_of', 'DataCheck', 'check_data']
 
 # %% ../nbs/01f_data.ipynb #fb83dc60
 def list_formats() -> list[str]:
@@ -46,6 +46,12 @@ def open_source(data:str|Path='synth', n:int=600, size:int=64, seed:int=0, fmt:s
     if not path.exists(): raise DataError('no such file or folder', file=path, expected="'synth', a SynthDerm .nc file or a data-set folder")
     if path.suffix == '.nc': return SynthSource.load(path)
     return get_format(fmt or detect_format(path))(path, **kw)
+
+def source_of(cfg:TrainConfig, progress:bool=False) -> CaseSource:
+    "The data a training config names (`data`, and `n`, `size`, `seed` for SynthDerm; `follow_symlinks` for a folder)."
+    kw = {'follow_symlinks': True} if cfg.follow_symlinks else {}
+    return open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=progress, **kw)
+
 
 # %% ../nbs/01f_data.ipynb #1ab8b320
 _COUNTED = ['diagnosis', 'diagnosis_grouped', 'location', 'dx_type', 'sex', *CRITERIA]

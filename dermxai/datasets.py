@@ -40,6 +40,9 @@ class TaskDataset(Dataset):
                  transform:v2.Transform|None=None):
         self.source, self.split = source, split
         self.indices = source.split_indices(split)
+        if not len(self.indices):   # an empty split would train nothing or score nothing, and say neither
+            raise DataError(f'the {split!r} split holds no cases', file=getattr(source, 'root', None), field='split',
+                            value=split, expected='at least one case in each split the task uses')
         self.size = int(size or getattr(source, 'size', 224))
         self.augment = (split == 'train') if augment is None else augment
         self.transform = transform or (train_transforms(self.size) if self.augment else eval_transforms(self.size))

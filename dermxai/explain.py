@@ -28,7 +28,8 @@ from .train import Run, load_run
 # %% auto #0
 __all__ = ['METHODS', 'DEFAULT_METHODS', 'QUICK_METHODS', 'HeadTarget', 'PredictedClass', 'ClassTarget', 'as_target', 'Method',
            'register_method', 'get_method', 'Explainer', 'CAM', 'GradCAM', 'IntegratedGradients', 'Occlusion',
-           'Saliency', 'Native', 'case_images', 'run_cases', 'explain_run', 'save_explanations', 'load_explanations']
+           'Saliency', 'Native', 'case_images', 'run_cases', 'check_cases', 'explain_run', 'save_explanations',
+           'load_explanations']
 
 # %% ../nbs/30_explain.ipynb #f0062b2c
 class HeadTarget(nn.Module):
@@ -318,18 +319,29 @@ def case_images(source, cases, size:int) -> torch.Tensor:
                         for i in cases])
 
 def run_cases(source, split:str='test', n:int|None=None, truth:str|None=None) -> np.ndarray:
-    "The first `n` cases of `split` (with a non-empty `truth` mask when `truth` names one)."
+    "The first `n` cases of `split` (all when `n` is None; with a non-empty `truth` mask when `truth` names one)."
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise DataError('not a number of cases', field='n', value=n, expected='a whole number of at least 1 (None: all)')
     idx = source.split_indices(split)
     if truth is not None and truth != 'auto':
         idx = np.array([i for i in idx if truth_masks(source, [i], truth=truth)[0].any()], int)
-    return idx[:n] if n else idx
+    return idx if n is None else idx[:n]
+
+def check_cases(source, cases) -> np.ndarray:
+    "`cases` as source rows, each checked to exist: an error naming the first that does not."
+    cases = np.asarray(cases).reshape(-1)
+    if not len(cases) or not np.issubdtype(cases.dtype, np.integer):
+        raise DataError('not source rows', field='cases', value=cases.tolist()[:5], expected='whole numbers')
+    bad = cases[(cases < 0) | (cases >= len(source))]
+    if len(bad): raise DataError('no such case', field='cases', value=int(bad[0]), expected=f'a source row from 0 to {len(source) - 1}')
+    return cases
 
 def explain_run(run:Run|str|Path, cases=None, split:str='test', n:int=16, methods=DEFAULT_METHODS, head:str|None=None,
                 target=None, region=None, device=None, progress:bool=False, source=None, batch_size:int=16) -> xr.DataArray:
     "Explain cases of a trained run (a `Run` or its directory): `cases` (source rows) or the first `n` of `split`."
     run = load_run(run, device=device) if isinstance(run, (str, Path)) else run
     source = source if source is not None else run.source()
-    cases = run_cases(source, split, n) if cases is None else np.asarray(cases)
+    cases = run_cases(source, split, n) if cases is None else check_cases(source, cases)
     ex = Explainer.from_run(run, head=head, device=device, batch_size=batch_size)
     images = case_images(source, cases, run.cfg.size)
     methods = [get_method(m) for m in methods]

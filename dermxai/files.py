@@ -5,7 +5,7 @@
 # %% ../nbs/01a_files.ipynb #9b8dfd18
 from __future__ import annotations
 
-import os, re, shutil, uuid
+import errno, os, re, shutil, stat, uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +17,10 @@ from PIL import Image, ImageFile
 from .core import DataError, DermxaiError, atomic_path
 
 # %% auto #0
-__all__ = ['IMAGE_EXT', 'LoadReport', 'no_truncated_images', 'scaled_size', 'unreadable_error', 'image_size', 'read_image',
-           'mask_positive', 'read_mask', 'FolderTree', 'FileIndex', 'read_csv', 'RowErrors', 'check_vocab', 'check_int',
-           'strip_ext', 'staged_folder', 'write_jpeg', 'write_mask', 'write_csv', 'write_notices']
+__all__ = ['IMAGE_EXT', 'LoadReport', 'regular_file', 'inside', 'no_truncated_images', 'scaled_size', 'unreadable_error',
+           'image_size', 'read_image', 'mask_positive', 'read_mask', 'FolderTree', 'FileIndex', 'read_csv', 'RowErrors',
+           'check_vocab', 'check_int', 'strip_ext', 'staged_folder', 'write_jpeg', 'write_mask', 'write_csv',
+           'write_notices']
 
 # %% ../nbs/01a_files.ipynb #a5d5b51a
 @dataclass
@@ -73,6 +74,36 @@ class LoadReport:
         return '\n'.join([head, *('  ' + l for l in self.lines())])
     __repr__ = __str__
 
+# %% ../nbs/01a_files.ipynb #a5766a7f
+_KINDS = [(stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISDIR, 'a folder')]
+
+def regular_file(path, what:str='file') -> Path:
+    """`path` when it is a regular file, else a DataError naming it. Checked before any file is opened: reading a FIFO or
+    a device blocks or never ends, and a symbolic link loop has no file behind it."""
+    path = Path(path)
+    try: st = path.stat()
+    except FileNotFoundError: raise DataError(f'{what} file not found', file=path) from None
+    except OSError as e:
+        why = 'a symbolic link loop' if e.errno == errno.ELOOP else e.strerror
+        raise DataError(f'cannot reach the {what} file ({why})', file=path, expected=f'a {what} file') from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), 'a special file')
+        raise DataError(f'not a regular file but {kind}', file=path, expected=f'a {what} file')
+    return path
+
+def inside(path, root) -> Path:
+    """`path` when it lies inside the folder `root` once every symbolic link is followed, else a DataError naming the
+    file and where it leads: a data set never makes dermxai read a file outside its folder unless told to."""
+    path = Path(path)
+    try: real, base = path.resolve(), Path(root).resolve()
+    except (OSError, RuntimeError): raise DataError('a symbolic link loop', file=path, expected='a file') from None
+    if real != base and base not in real.parents:
+        raise DataError('leads outside the data set', file=path, field='path', value=str(real),
+                        expected=f'a file inside {base} (to read the files its links point to elsewhere, pass '
+                                 'follow_symlinks=True, or --follow-symlinks on the command line)')
+    return path
+
 # %% ../nbs/01a_files.ipynb #b516b3fa
 @contextmanager
 def no_truncated_images():
@@ -94,7 +125,7 @@ def unreadable_error(path, e, what='image'):
 
 def image_size(path) -> tuple:
     "(width, height) from the file's header (no decoding), or a DataError naming the file."
-    path = Path(path)
+    path = regular_file(path, 'image')
     try:
         with Image.open(path) as im: return im.size
     except FileNotFoundError: raise DataError('file not found', file=path) from None
@@ -110,7 +141,7 @@ def _to_rgb(im:Image.Image) -> np.ndarray:
 
 def read_image(path, max_side:int|None=None) -> np.ndarray:
     "An RGB uint8 (H, W, 3) array from any photo PIL reads, or a DataError naming the file."
-    path = Path(path)
+    path = regular_file(path, 'image')
     try:
         with no_truncated_images(), Image.open(path) as im:
             target = scaled_size(im.size, max_side)
@@ -123,15 +154,30 @@ def read_image(path, max_side:int|None=None) -> np.ndarray:
     return arr
 
 # %% ../nbs/01a_files.ipynb #0f07476d
-def mask_positive(values:np.ndarray) -> np.ndarray:
-    "Boolean mask from stored values: > 128 (the ISIC scorer's rule), or >= 0.5 when the largest value is at most 1."
-    values = np.asarray(values)
-    if values.dtype == bool: return values.copy()
-    return values >= 0.5 if values.size == 0 or values.max() <= 1 else values > 128
+def _levels(v:np.ndarray) -> np.ndarray:
+    "The distinct values of a mask (a histogram for 8-bit masks: far faster than sorting)."
+    if v.dtype == np.uint8: return np.flatnonzero(np.bincount(v.ravel(), minlength=256))
+    return np.unique(v)
 
-def read_mask(path, size:tuple|None=None, max_side:int|None=None, image=None) -> np.ndarray:
-    "A boolean (H, W) mask; `size` (w, h) is the image's, and a mask of another size is a DataError naming both."
-    path = Path(path)
+def mask_positive(values:np.ndarray, file=None, report=None) -> np.ndarray:
+    """Boolean mask from stored values by the rule above: {0, 1} or {0, 255} as stored; two other values a DataError
+    naming `file`; more values thresholded at > 128 (>= 0.5 when the largest is at most 1) and noted in `report`."""
+    v = np.asarray(values)
+    if v.dtype == bool: return v.copy()
+    levels = _levels(v)
+    small = v.size == 0 or levels[-1] <= 1
+    if len(levels) <= 2 and not any(set(levels.tolist()) <= {0, top} for top in (1, 255, 65535)):
+        found = '{' + ', '.join(f'{x:g}' for x in levels.tolist()) + '}'
+        raise DataError('a mask of two values that are not a binary mask as stored', file=file, value=found,
+                        expected='{0, 255}, {0, 1} (or 16-bit {0, 65535}): a mask of other values would read as all negative')
+    if len(levels) > 2 and report is not None:
+        report.tolerate('masks with grey levels (thresholded: > 128, or >= 0.5 for values up to 1)', Path(file).name if file else None)
+    if len(levels) <= 2 and levels[-1] == 65535: return v > 0
+    return v >= 0.5 if small else v > 128
+
+def read_mask(path, size:tuple|None=None, max_side:int|None=None, image=None, report=None) -> np.ndarray:
+    "A boolean (H, W) mask by `mask_positive`'s rule; `size` (w, h) is the image's: another size is a DataError naming both."
+    path = regular_file(path, 'mask')
     try:
         with no_truncated_images(), Image.open(path) as im:
             im.load()
@@ -145,7 +191,7 @@ def read_mask(path, size:tuple|None=None, max_side:int|None=None, image=None) ->
     if size is not None and tuple(got) != tuple(size):
         raise DataError('mask and image differ in size', file=path, field='size', value=f'{got[0]}x{got[1]}',
                         expected=f'{size[0]}x{size[1]} (the size of {Path(image).name if image else "the image"})')
-    m = mask_positive(v)
+    m = mask_positive(v, path, report)
     target = scaled_size(got, max_side)
     if target != got: m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(target, Image.NEAREST)) > 0
     return m
@@ -159,19 +205,40 @@ def _ext_fold(name:str) -> str:
     return f'{stem}.{ext.lower()}' if dot else name
 
 class FolderTree:
-    "The folders (and CSV files) under `root`, `depth` levels deep."
-    def __init__(self, root, depth:int=4):
-        self.root = Path(root)
+    """The folders (and CSV files) under `root`, `depth` levels deep. A symbolic link is followed only inside `root`
+    (anywhere with `follow_symlinks`) and never twice to the same folder, so a link loop ends; FIFOs, devices and
+    sockets are never listed, so nothing blocks on them."""
+    def __init__(self, root, depth:int=4, follow_symlinks:bool=False, report=None):
+        self.root, self.follow_symlinks, self.report = Path(root), follow_symlinks, report
         if not self.root.is_dir(): raise DataError('no such folder', file=self.root, expected='the folder a data set was unzipped into')
-        self.dirs, self.files = [], []
+        self.dirs, self.files, self.outside = [], [], []
+        self._base = self.root.resolve()
+        st = self.root.stat(); self._seen = {(st.st_dev, st.st_ino)}   # folders walked, by inode
         self._walk(self.root, depth)
+
+    def _link_ok(self, e, is_dir:bool) -> bool:
+        "Whether to follow the symbolic link `e`: it resolves, and stays inside the root (or may leave it)."
+        try: real = Path(e.path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            if self.report is not None: self.report.tolerate('broken symbolic links or link loops (skipped)', e.path)
+            return False
+        if not self.follow_symlinks and real != self._base and self._base not in real.parents:
+            self.outside.append((Path(e.path), real)); return False
+        return True
 
     def _walk(self, d, depth):
         try: entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError as e: raise DataError(f'cannot list the folder ({e.strerror})', file=d) from None
         for e in entries:
             if e.name.startswith('.') or e.name in _SKIP_DIRS: continue
-            if e.is_dir():
+            try: is_dir, is_file = e.is_dir(), e.is_file()
+            except OSError: continue
+            if not (is_dir or is_file): continue          # FIFOs, sockets, devices, dangling links
+            if e.is_symlink() and not self._link_ok(e, is_dir): continue
+            if is_dir:
+                st = e.stat()
+                if (st.st_dev, st.st_ino) in self._seen: continue    # reached again through a link: a loop or an alias
+                self._seen.add((st.st_dev, st.st_ino))
                 self.dirs.append(Path(e.path))
                 if depth > 1: self._walk(e.path, depth - 1)
             elif Path(e.name).suffix.lower() in ('.csv', ''): self.files.append(Path(e.path))
@@ -179,6 +246,8 @@ class FolderTree:
     def _matches(self, items, pattern, report):
         rx = re.compile(pattern)
         found = [p for p in items if rx.fullmatch(p.name)]
+        for p, real in self.outside:            # a folder of the layout that a link takes elsewhere: never a silent gap
+            if rx.fullmatch(p.name): inside(p, self.root)   # raises, naming the link and where it leads
         inner = [p for p in found if not any(q.parent == p and q.name == p.name for q in found)]
         for p in inner:
             if p.parent.name == p.name and report is not None: report.tolerate('folders nested twice (X/X/)', p.relative_to(self.root))
@@ -195,13 +264,19 @@ class FolderTree:
                             expected=f'one {what}')
         return found[0] if found else None
 
+def _not_dir(e) -> bool:
+    try: return not e.is_dir()
+    except OSError: return True     # a link loop: listed, so that reading it names the problem
+
 class FileIndex:
-    "The files of one folder (or several): by exact name, else by the same name with another extension case (reported)."
+    """The files of one folder (or several): by exact name, else by the same name with another extension case (reported).
+    Every entry that is not a folder is listed, FIFOs and links included: `regular_file` and `inside` name what is wrong
+    with one when it is read, where a file left out would only read as 'missing'."""
     def __init__(self, paths, report:LoadReport|None=None):
         self.paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
         self.path, self.report, self.where, self.folded = self.paths[0], report, {}, {}
         for d in self.paths:
-            try: names = sorted(e.name for e in os.scandir(d) if e.is_file() and not e.name.startswith('.'))
+            try: names = sorted(e.name for e in os.scandir(d) if _not_dir(e) and not e.name.startswith('.'))
             except OSError as e: raise DataError(f'cannot list the folder ({e.strerror})', file=d) from None
             for n in names:
                 if n in self.where:
@@ -236,7 +311,10 @@ def read_csv(src, file=None, required=(), report:LoadReport|None=None) -> pd.Dat
         df = pd.read_csv(src, dtype=str, keep_default_na=False, encoding='utf-8-sig')
     except FileNotFoundError: raise DataError('file not found', file=file, expected=f'a CSV file with the columns {list(required)}') from None
     except pd.errors.EmptyDataError: raise DataError('empty file', file=file, expected=f'a CSV file with the columns {list(required)}') from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
+    except UnicodeDecodeError as e:
+        raise DataError(f'not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at position {e.start})', file=file,
+                        expected='a CSV file saved as UTF-8 (in a spreadsheet: "CSV UTF-8")') from None
+    except (pd.errors.ParserError, ValueError, OSError) as e:
         raise DataError(f'not a readable CSV file ({type(e).__name__}: {str(e).strip()[:200]})', file=file) from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]

@@ -5,7 +5,7 @@
 # %% ../nbs/01e_formats_derm7pt.ipynb #1bc941bf
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -105,14 +105,14 @@ class Derm7ptSource(FileSource):
     def detect(path) -> bool: return any(p.parent.name == 'meta' for p in FolderTree(path).files_named(r'meta\.csv'))
 
     def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, crop:int=25, image:str='derm',
-                 diagnosis:str='raw'):
-        super().__init__(root, strict, max_side)
+                 diagnosis:str='raw', follow_symlinks:bool=False):
+        super().__init__(root, strict, max_side, follow_symlinks)
         if image not in ('derm', 'clinic'): raise DataError('unknown image kind', field='image', value=image, expected="'derm' or 'clinic'")
         if diagnosis not in ('raw', 'grouped'): raise DataError('unknown diagnosis kind', field='diagnosis', value=diagnosis, expected="'raw' or 'grouped'")
         if crop < 0: raise DataError('negative crop', field='crop', value=crop, expected='0 or more pixels')
         self.crop, self.image_kind, self.diagnosis_kind = int(crop), image, diagnosis
         self.image_column = f'{image}_path'
-        metas = [p for p in FolderTree(self.root).files_named(r'meta\.csv', self.report) if p.parent.name == 'meta']
+        metas = [p for p in self.tree().files_named(r'meta\.csv', self.report) if p.parent.name == 'meta']
         if not metas: raise DataError('no meta/meta.csv', file=self.root, expected='the Derm7pt release folder (images/ and meta/)')
         if len(metas) > 1: raise DataError('several meta/meta.csv found; keep one', file=self.root, value=[str(p) for p in metas])
         meta_csv = metas[0]; self.meta_dir, self.images_dir = meta_csv.parent, meta_csv.parent.parent/'images'
@@ -138,7 +138,10 @@ class Derm7ptSource(FileSource):
                 continue
             paths = {}
             for col in ('derm', 'clinic'):
-                p = self._resolve(rec[col])
+                try: p = self._resolve(rec[col])
+                except DataError as e:
+                    self._problem(DataError(e.msg, file=meta_csv, row=r, field=col, value=rec[col], expected=e.expected), cid)
+                    paths[col] = None; continue
                 if p is None: self._problem(DataError('image file not found', file=self.images_dir/rec[col], row=r, field=col, value=rec[col],
                                                       expected='a file under images/ with this name (only the extension case may differ)'), cid)
                 paths[col] = p
@@ -159,14 +162,25 @@ class Derm7ptSource(FileSource):
         if verify: self.validate()
 
     def _resolve(self, rel:str) -> Path|None:
+        "The file under images/ that a `derm` or `clinic` cell names; a DataError for a path that would leave images/."
         rel2 = rel.replace('\\', '/')
         if rel2 != rel: self.report.tolerate('image paths with backslashes (read as /)', rel)
+        parts = PurePosixPath(rel2).parts
+        if not parts or PurePosixPath(rel2).is_absolute() or '..' in parts or ':' in parts[0]:
+            raise DataError('an image path that leaves the images/ folder',
+                            expected='a path relative to images/, without a leading / or a drive, and without ..')
         folder, _, name = rel2.rpartition('/')
-        d = self.images_dir/folder
+        d = self.files_dir(folder)
         if d not in self._folders: self._folders[d] = FileIndex(d, self.report) if d.is_dir() else None
         return None if self._folders[d] is None else self._folders[d].find(name)
 
+    def files_dir(self, folder:str) -> Path:
+        "images/FOLDER, refused when a link takes it outside the data set (unless `follow_symlinks`)."
+        d = self.images_dir/folder
+        return d if not d.exists() else self.file(d)
+
     def _read(self, path) -> np.ndarray:
+        path = self.file(path)
         arr = read_image(path, self.max_side)
         c = self.crop
         if c and self.max_side: c = round(c * arr.shape[1] / image_size(path)[0])

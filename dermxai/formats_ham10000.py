@@ -77,10 +77,10 @@ class HAM10000Source(FileSource):
     def detect(path) -> bool: return bool(FolderTree(path).files_named(r'HAM10000_metadata(\.csv)?'))
 
     def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0,
-                 fractions=(0.7, 0.15, 0.15)):
-        super().__init__(root, strict, max_side)
+                 fractions=(0.7, 0.15, 0.15), follow_symlinks:bool=False):
+        super().__init__(root, strict, max_side, follow_symlinks)
         split_fractions(fractions)
-        tree = FolderTree(self.root)
+        tree = self.tree()
         csv = tree.one(r'HAM10000_metadata(\.csv)?', 'HAM10000_metadata.csv', self.report, files=True)
         if csv is None: raise DataError('no HAM10000_metadata.csv', file=self.root, expected='HAM10000_metadata.csv as downloaded')
         folders = tree.dirs_named(r'(?i:HAM10000_images(_part_[12])?|ISIC2018_Task3_Training_Input)', self.report)
@@ -188,9 +188,10 @@ class ISIC2018Task3Source(ISICSource):
     @staticmethod
     def detect(path) -> bool: return bool(FolderTree(path).dirs_named(r'ISIC2018_Task3_(Training|Validation|Test)_Input'))
 
-    def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0, holdout=(0.15, 0.15)):
-        super().__init__(root, strict, max_side)
-        tree, found = FolderTree(self.root), {}
+    def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0, holdout=(0.15, 0.15),
+                 follow_symlinks:bool=False):
+        super().__init__(root, strict, max_side, follow_symlinks)
+        tree, found = self.tree(), {}
         for s, S in self.SPLIT_NAMES.items():
             inp = tree.one(rf'ISIC2018_Task3_{S}_Input', f'Task 3 {S} input folder', self.report)
             if inp is not None: found[s] = (S, inp, tree.one(rf'ISIC2018_Task3_{S}_GroundTruth\.csv', f'Task 3 {S} CSV', self.report, files=True))

@@ -16,7 +16,7 @@ from skimage.segmentation import slic
 
 from .core import DataError, atomic_path, random_stream
 from .files import (FileIndex, FolderTree, IMAGE_EXT, LoadReport, RowErrors, image_size,
-                           no_truncated_images, read_csv, read_mask, scaled_size, staged_folder, strip_ext,
+                           no_truncated_images, read_csv, read_mask, regular_file, scaled_size, staged_folder, strip_ext,
                            unreadable_error, write_csv, write_jpeg, write_mask, write_notices)
 from .sources import FileSource, SynthSource, register_format
 from .vocab import ISIC_ATTRIBUTES
@@ -95,9 +95,10 @@ class ISIC2018Source(ISICSource):
     @staticmethod
     def detect(path) -> bool: return bool(FolderTree(path).dirs_named(r'ISIC2018_Task1-2_(Training|Validation|Test)_Input'))
 
-    def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0, holdout=(0.15, 0.15)):
-        super().__init__(root, strict, max_side)
-        tree, found = FolderTree(self.root), {}
+    def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0, holdout=(0.15, 0.15),
+                 follow_symlinks:bool=False):
+        super().__init__(root, strict, max_side, follow_symlinks)
+        tree, found = self.tree(), {}
         for s, S in self.SPLIT_NAMES.items():
             inp = tree.one(rf'ISIC2018_Task1-2_{S}_Input', f'{S} input folder', self.report)
             if inp is None: continue
@@ -234,10 +235,10 @@ class ISIC2017Source(ISICSource):
     def detect(path) -> bool: return bool(FolderTree(path).dirs_named(r'ISIC-2017_(Training|Validation|Test(_v2)?)_Data'))
 
     def __init__(self, root, strict:bool=True, verify:bool=False, max_side:int|None=None, seed:int=0, holdout=(0.15, 0.15),
-                 threshold:float=PART2_THRESHOLD):
-        super().__init__(root, strict, max_side)
+                 threshold:float=PART2_THRESHOLD, follow_symlinks:bool=False):
+        super().__init__(root, strict, max_side, follow_symlinks)
         self.threshold = threshold
-        tree, found = FolderTree(self.root), {}
+        tree, found = self.tree(), {}
         for s, S in self.SPLIT_NAMES.items():
             pat = 'Test(?:_v2)?' if s == 'test' else S
             data = tree.one(rf'ISIC-2017_{pat}_Data', f'{S} data folder', self.report)
@@ -313,17 +314,17 @@ def _attach_part3(self:ISIC2017Source, csv, rows, data):
 def _masks(self:ISIC2017Source, i, names):
     img = self.image_path(i)
     size, out = image_size(img), {}
-    if 'lesion' in names: out['lesion'] = read_mask(self._mask_file(i, 'lesion'), size, self.max_side, img)
+    if 'lesion' in names: out['lesion'] = read_mask(self._mask_file(i, 'lesion'), size, self.max_side, img, self.report)
     attrs = [n for n in names if n != 'lesion']
     if attrs:
-        sp = Path(self.labels['superpixels_path'].iat[i])
+        sp = regular_file(self.file(self.labels['superpixels_path'].iat[i]), 'superpixel')
         try:
             with no_truncated_images(), Image.open(sp) as im: im.load(); got, ids = im.size, superpixel_ids(np.asarray(im))
         except FileNotFoundError: raise DataError('superpixel file not found', file=sp) from None
         except Exception as e: raise unreadable_error(sp, e, 'superpixel image') from None
         if got != size: raise DataError('superpixels and image differ in size', file=sp, field='size', value=f'{got[0]}x{got[1]}',
                                         expected=f'{size[0]}x{size[1]} (the size of {img.name})')
-        feats = parse_isic2017_features(Path(self.labels['features_path'].iat[i]), int(ids.max()) + 1)
+        feats = parse_isic2017_features(regular_file(self.file(self.labels['features_path'].iat[i]), 'features'), int(ids.max()) + 1)
         masks = superpixel_masks(ids, feats, self.threshold)
         target = scaled_size(size, self.max_side)
         for a in attrs:

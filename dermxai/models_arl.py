@@ -116,7 +116,7 @@ class ARLOptions(ResNetOptions):
     "The ResNet options and ARL's own: the attention mask and the scale gates' start."
     attention: str = option('spatial', "attention mask N: 'spatial' softmax (eq. 4, the paper's), 'channel' softmax (eq. 5), 'sigmoid' (eq. 6)",
                             ARL_ATTENTION)
-    alpha: float = option(0.001, 'initial value of every scale gate alpha (learnable)')
+    alpha: float = option(0.001, 'initial value of every scale gate alpha (learnable)', range=(0, 10))
 
 @register_system('arl14', depth=14)
 @register_system('arl50', depth=50)

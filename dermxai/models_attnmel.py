@@ -169,9 +169,9 @@ class AttnMelOptions(ClassifierOptions):
     variant: str = option('attnmel', "'attnmel', or a baseline: 'melcnn', 'vgg16gap'", ATTNMEL_VARIANTS)
     attention: str = option('sigmoid', "attention map normalisation: 'sigmoid' (default) or spatial 'softmax'", ATTNMEL_ATTENTION)
     roi: str | None = option(None, "regularise the attention maps towards 'lesion', 'dermo' (dermoscopic structures) or 'background'", ROIS)
-    lambda3: float = option(0.001, 'weight of the pool-3 attention regularisation')
-    lambda4: float = option(0.01, 'weight of the pool-4 one')
-    focal_gamma: float = option(2.0, 'focal loss gamma (0: cross-entropy)')
+    lambda3: float = option(0.001, 'weight of the pool-3 attention regularisation', range=(0, 100))
+    lambda4: float = option(0.01, 'weight of the pool-4 one', range=(0, 100))
+    focal_gamma: float = option(2.0, 'focal loss gamma (0: cross-entropy)', range=(0, 10))
     weights: str | None = option(None, 'local VGG-16-BN weights file (torchvision layout) to start from')
     def check(self):
         if self.roi and self.variant != 'attnmel':

@@ -204,13 +204,13 @@ def table2(scores:dict, prefix:str='') -> pd.DataFrame:
 class GatedOptions(Options):
     "The gated network's options: the variant (binary DIAG, width, gates), the gates' steepness and learning rate, the batch, the loss."
     binary: bool = option(False, 'DIAG as melanoma vs rest')
-    width: float = option(1.0, 'filter multiplier (0.5 half, 2 double)')
+    width: float = option(1.0, 'filter multiplier (0.5 half, 2 double)', range=(0.05, 16))
     gates: str = option('learned', "'learned' or 'off' (independent branches)", ['learned', 'off'])
-    gamma_g: float = option(3.0, 'gate steepness gamma_g')
-    gate_lr: float = option(100.0, "gates' learning rate as a multiple of --lr")
-    k: int = option(6, 'cases per label in a balanced batch')
-    focal_beta: float = option(2.0, 'focal loss exponent')
-    dropout: float = option(0.3, 'dropout of the dense head')
+    gamma_g: float = option(3.0, 'gate steepness gamma_g', range=(0.01, 100))
+    gate_lr: float = option(100.0, "gates' learning rate as a multiple of --lr", range=(0, 10**6))
+    k: int = option(6, 'cases per label in a balanced batch', range=(1, 1000))
+    focal_beta: float = option(2.0, 'focal loss exponent', range=(0, 10))
+    dropout: float = option(0.3, 'dropout of the dense head', range=(0, 0.99))
 
 @register_system('gated-off', gates='off', width=2.0)
 @register_system('gated-double', width=2.0)

@@ -185,7 +185,7 @@ class LocationOptions(Options):
     lesion: str = option('auto', "lesion labels: 'morphology' (multi-label tags), 'diagnosis' (one-hot), or 'auto'",
                          ['auto', 'morphology', 'diagnosis'])
     backbone: str = option('resnet50', 'torchvision ResNet (resnet50 as in the paper)')
-    location_weight: float = option(1.0, 'lambda of the location loss')
+    location_weight: float = option(1.0, 'lambda of the location loss', range=(0, 100))
     weights: str | None = option(None, 'local file with torchvision ResNet weights to start the trunk from')
     lesion_classes: list[str] | None = option(None, 'lesion classes, recorded from the data', internal=True)
     location_classes: list[str] | None = option(None, 'location classes, recorded from the data', internal=True)

@@ -67,7 +67,8 @@ class ResNetOptions(ClassifierOptions):
     "Options of the ResNet classifiers (ARL-CNN adds its own)."
     depth: int = option(14, 'number of layers', sorted(RESNET_LAYERS))
     weights: str | None = option(None, 'local file with ResNet weights (torchvision layout) to start from (lr then defaults to 1e-4)')
-    patch_scales: list[float] = option([], 'multi-scale central patches for training: fractions of the shorter side, e.g. 0.6 0.8 1.0')
+    patch_scales: list[float] = option([], 'multi-scale central patches for training: fractions of the shorter side, e.g. 0.6 0.8 1.0',
+                                       range=(0.01, 1))
     test_crops: int = option(1, '9: average the softmax over a 3 x 3 grid of crops at validation and test; 1: off', [1, 9])
     def check(self):
         if self.patch_scales: CentralPatch(self.patch_scales)   # fractions in (0, 1]

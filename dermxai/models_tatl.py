@@ -259,7 +259,7 @@ class TATLOptions(Options):
     encoder: str = option('efficientnet-b0', 'any segmentation-models-pytorch encoder, e.g. efficientnet-b0 ... -b7')
     freeze: bool = option(False, "TATL-Freeze: keep the encoder of the target segmenters fixed at the union segmenter's")
     stages: str = option('1,2,3', "which stages: '1,2,3' (TATL), '1,3', '2,3' or '3' (the paper's Table 2)")
-    offset: float = option(0.04, "margin around Segment-Net's lesion box, as a fraction of the image's longer side")
+    offset: float = option(0.04, "margin around Segment-Net's lesion box, as a fraction of the image's longer side", range=(0, 0.5))
     train_crops: str = option('predicted', "boxes for the training crops: 'predicted' (Segment-Net) or 'truth' (lesion masks)",
                               ['predicted', 'truth'])
     attributes: list[str] = option(list(ISIC_ATTRIBUTES), 'the attributes to train target segmenters for', ISIC_ATTRIBUTES)

@@ -13,7 +13,7 @@ import xarray as xr
 from .checklist import load_checklist, predict_checklist
 from .core import DataError, TrainConfig
 from .correlation import correlation_tables
-from .data import open_source
+from .data import source_of
 from .explain import QUICK_METHODS, case_images, explain_run, load_explanations
 from .localisation import truth_masks
 from .models_location import predict_lesion_location
@@ -28,7 +28,7 @@ __all__ = ['run_source', 'run_history', 'sharing_fractions', 'scale_gates', 'ove
 def run_source(path:str|Path, progress:bool=False) -> CaseSource:
     "The data a run was trained on, opened from its config.json (no model is built)."
     cfg = TrainConfig.load(Path(path)/'config.json')
-    return open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=progress)
+    return source_of(cfg, progress)
 
 def run_history(path:str|Path, var:str, who:str) -> xr.DataArray:
     "Variable `var` of a run's history.nc (`path` is the run or the file), or a DataError saying which runs record it."

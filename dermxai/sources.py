@@ -14,7 +14,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .core import DataError, dermxai_home
-from .files import LoadReport, image_size, read_image, read_mask, scaled_size
+from .files import FolderTree, LoadReport, image_size, inside, read_image, read_mask, scaled_size
 from . import synth, synth_render
 from .synth import SynthConfig, load_synth, save_synth, synthderm
 from .vocab import CRITERIA, DERIVED_MASKS, DIAGNOSES, LOCATIONS, MORPHOLOGY, SPLITS, check_split
@@ -145,10 +145,19 @@ class FileSource(CaseSource):
     SPLIT_NAMES: dict = {}        # split -> the layout's word for it on disk ('train' -> 'Training')
     image_column = 'image_path'
 
-    def __init__(self, root, strict:bool=True, max_side:int|None=None):
+    def __init__(self, root, strict:bool=True, max_side:int|None=None, follow_symlinks:bool=False):
         self.root, self.strict, self.max_side = Path(root).expanduser(), strict, max_side
+        self.follow_symlinks = follow_symlinks
         self.report, self.validated = LoadReport(self.name), False
         self._bad = {}
+
+    def tree(self) -> FolderTree:
+        "The folders and CSV files under the root (links followed only inside it unless `follow_symlinks`)."
+        return FolderTree(self.root, follow_symlinks=self.follow_symlinks, report=self.report)
+
+    def file(self, path) -> Path:
+        "`path` checked to lie inside the data set's folder (links followed) unless `follow_symlinks`: every read asks."
+        return Path(path) if self.follow_symlinks else inside(path, self.root)
 
     def _problem(self, err:DataError, case=None):
         "Raise `err` when strict, else skip `case` and report it."
@@ -173,13 +182,13 @@ class FileSource(CaseSource):
         self.report.tolerate(f'official split(s) {missing} not in the download: made from the training cases (seed {seed})', None)
 
     # --- decoding --------------------------------------------------------------------------------------------
-    def image_path(self, i:int) -> Path: return Path(self.labels[self.image_column].iat[i])
+    def image_path(self, i:int) -> Path: return self.file(self.labels[self.image_column].iat[i])
     def image(self, i:int) -> np.ndarray: return read_image(self.image_path(i), self.max_side)
-    def _mask_file(self, i, name) -> Path: return Path(self.labels[f'{name}_path'].iat[i])
+    def _mask_file(self, i, name) -> Path: return self.file(self.labels[f'{name}_path'].iat[i])
     def _masks(self, i:int, names:list) -> np.ndarray:
         img = self.image_path(i)
         size = image_size(img)
-        return np.stack([read_mask(self._mask_file(i, n), size, self.max_side, img) for n in names])
+        return np.stack([read_mask(self._mask_file(i, n), size, self.max_side, img, self.report) for n in names])
 
     @property
     def size(self) -> int:

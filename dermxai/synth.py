@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json, os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import xarray as xr
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .core import Config, DataError, atomic_path, random_stream
+from .core import Config, DataError, atomic_path, check_memory, option, random_stream
 from .synth_render import MIN_RENDER, dilate, render_labels
 from .vocab import (CRITERIA, DIAGNOSES, EVIDENCE, ISIC_ATTRIBUTES, LOCATIONS, MASK_COLORS, MASKS,
                            MORPHOLOGY, seven_point_score)
@@ -112,16 +112,22 @@ def planted_tables(priors:dict|None=None) -> xr.Dataset:
 @dataclass
 class SynthConfig(Config):
     "The knobs of SynthDerm. Same config, same bits."
-    n: int = 256
-    size: int = 128
-    seed: int = 0
-    priors: dict = field(default_factory=dict)  # diagnosis -> prior weight (missing ones keep the defaults)
-    difficulty: float = 0.3     # 0 = crisp, high-contrast structures; 1 = faint structures, more noise
-    noise: float = 0.02         # sensor noise (std, on a 0-1 scale)
-    hair_rate: float = 1.0      # scales the per-location probability of hairs
-    bubble_rate: float = 0.15   # probability of gel bubbles
-    vignette_rate: float = 0.4  # probability of the dermoscope's dark circular frame
-    split: list = field(default_factory=lambda: [0.7, 0.15, 0.15])  # train / valid / test fractions
+    n: int = option(256, 'cases', range=(1, 10**7))
+    size: int = option(128, 'image side in pixels', range=(16, 4096))
+    seed: int = option(0, 'random seed')
+    priors: dict = option({}, 'diagnosis -> prior weight (missing ones keep the defaults)', internal=True)
+    difficulty: float = option(0.3, '0 = crisp, high-contrast structures; 1 = faint structures, more noise', range=(0, 1))
+    noise: float = option(0.02, 'sensor noise (std, on a 0-1 scale)', range=(0, 1))
+    hair_rate: float = option(1.0, 'scales the per-location probability of hairs', range=(0, 10))
+    bubble_rate: float = option(0.15, 'probability of gel bubbles', range=(0, 1))
+    vignette_rate: float = option(0.4, "probability of the dermoscope's dark circular frame", range=(0, 1))
+    split: list[float] = option([0.7, 0.15, 0.15], 'train / valid / test fractions', range=(0, 1))
+
+    def check(self):
+        "Three split fractions that add up to 1, and a data set that fits in the memory there is."
+        if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6:
+            raise DataError('split fractions must be three and add up to 1', field='split', value=self.split, expected='e.g. [0.7, 0.15, 0.15]')
+        check_memory(self.n * self.size * self.size * (3 + len(MASKS)), f'{self.n} SynthDerm cases of {self.size} px', field='n')
 
 # %% ../nbs/01_synth.ipynb #b7a897de
 def sample_labels(cfg:SynthConfig, case:int, tables:xr.Dataset|None=None) -> dict:
@@ -178,7 +184,6 @@ def _render_chunk(args):
 def synthderm(n:int=256, size:int=128, seed:int=0, n_jobs:int|None=None, progress:bool=True, **knobs) -> xr.Dataset:
     "Render a SynthDerm data set of `n` cases at `size` px (extra knobs: see `SynthConfig`)."
     cfg = SynthConfig(n=n, size=size, seed=seed, **knobs)
-    if size < 16: raise DataError('image size too small', field='size', value=size, expected='at least 16 pixels')
     tables = planted_tables(cfg.priors)
     n_jobs = n_jobs if n_jobs is not None else (min(os.cpu_count() or 1, 8) if n * size * size > 200 * 128 * 128 else 1)
     chunks = [list(range(i, min(n, i + 64))) for i in range(0, n, 64)]

@@ -5,8 +5,8 @@
 # %% ../nbs/10_systems.ipynb #f7348f51
 from __future__ import annotations
 
-import copy, math
-from dataclasses import MISSING, dataclass, field, fields
+import math
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import Config, DataError, DermxaiError, TrainConfig, load_json
+from .core import Config, DataError, DermxaiError, TrainConfig, load_json, option
 from .datasets import (CLASSIFICATION_TASKS, ClassificationDataset, ClassWeightedSampler, LesionLocationDataset,
                               SegmentationDataset, SevenPointDataset)
 from .losses import ClassificationMetrics, Metric, SegmentationMetrics, focal_loss
@@ -25,9 +25,9 @@ from .trainer import Trainer
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TASK_FAMILIES', 'SAMPLING', 'SYSTEMS', 'Normalize', 'class_activation_map',
-           'model_cam', 'average_crops', 'option', 'Options', 'OptionSpec', 'option_specs', 'TaskFamily',
-           'register_task_family', 'get_task_family', 'Classification', 'Segmentation', 'SevenPoint', 'LesionLocation',
-           'ClassifierOptions', 'Stage', 'System', 'register_system']
+           'model_cam', 'average_crops', 'Options', 'OptionSpec', 'option_specs', 'TaskFamily', 'register_task_family',
+           'get_task_family', 'Classification', 'Segmentation', 'SevenPoint', 'LesionLocation', 'ClassifierOptions',
+           'Stage', 'System', 'register_system']
 
 # %% ../nbs/10_systems.ipynb #9a1e7a5d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -79,39 +79,17 @@ def average_crops(logits:torch.Tensor) -> torch.Tensor:
 # %% ../nbs/10_systems.ipynb #0d911397
 _SCALAR_TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
 
-def option(default=None, help:str='', choices=None, internal:bool=False):
-    """A field of a system's `Options`: its default, the help text of its command-line flag, the values it may take
-    (each element's, for a list) and whether it is `internal` (recorded by the system from the data, never a flag)."""
-    meta = {'help': help, 'choices': None if choices is None else list(choices), 'internal': internal}
-    if isinstance(default, (list, dict)): return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
 @dataclass
 class Options(Config):
-    "Base of every system's options: a typed dataclass, validated like every config; its fields are the flags of `dermxai train SYSTEM`."
-    @classmethod
-    def from_dict(cls, d:dict, source=None):
-        "Build from a dict: unknown keys, wrong types and values outside a field's choices raise a `DataError` naming the key."
-        obj = super().from_dict(d, source)
-        for f in fields(cls):
-            allowed, v = f.metadata.get('choices'), getattr(obj, f.name)
-            if allowed is None or v is None: continue
-            bad = [x for x in (v if isinstance(v, list) else [v]) if x not in allowed]
-            if bad: raise DataError(f'{cls.__name__}: a value outside the choices', file=source, field=f.name, value=bad[0],
-                                    expected=f'one of {allowed}')
-        obj.check()
-        return obj
-
-    def check(self):
-        "Checks across fields (override); raise a `DataError` naming the field."
+    "Base of every system's options: a typed dataclass of `option` fields, checked like every config; its fields are the flags of `dermxai train SYSTEM`."
 
 @dataclass(frozen=True)
 class OptionSpec:
-    "What the command line needs to know of one option: its flag's value type, whether it takes several values, choices, help."
-    name: str; type: type; many: bool; optional: bool; choices: list|None; help: str; default: Any
+    "What the command line needs to know of one option: its flag's value type, whether it takes several values, choices or range, help."
+    name: str; type: type; many: bool; optional: bool; choices: list|None; range: tuple|None; help: str; default: Any
 
 def option_specs(options:type) -> list[OptionSpec]:
-    "The command-line specs of an `Options` class's fields that are not internal, read from their annotations."
+    "The command-line specs of a config's fields that are not internal (an `Options` class, `TrainConfig`), read from their annotations."
     out = []
     for f in fields(options):
         if f.metadata.get('internal'): continue
@@ -121,7 +99,8 @@ def option_specs(options:type) -> list[OptionSpec]:
         base = kinds[0][5:-1] if many and '[' in kinds[0] else ('str' if many else kinds[0])
         if base not in _SCALAR_TYPES: raise DermxaiError(f'{options.__name__}.{f.name}: annotation {f.type!r} has no command-line type')
         default = f.default_factory() if f.default is MISSING else f.default
-        out.append(OptionSpec(f.name, _SCALAR_TYPES[base], many, optional, f.metadata.get('choices'), f.metadata.get('help', ''), default))
+        out.append(OptionSpec(f.name, _SCALAR_TYPES[base], many, optional, f.metadata.get('choices'), f.metadata.get('range'),
+                              f.metadata.get('help', ''), default))
     return out
 
 
@@ -205,7 +184,7 @@ class ClassifierOptions(Options):
     task: str = option('mel', "classification task: 'mel' (melanoma vs rest), 'sk' (seborrheic keratosis vs rest) or 'multiclass'",
                        CLASSIFICATION_TASKS)
     sampling: str = option('class_weighted', "'class_weighted' (every class equally often in expectation) or 'shuffle'", SAMPLING)
-    focal_gamma: float = option(0.0, 'focal loss gamma (0: cross-entropy)')
+    focal_gamma: float = option(0.0, 'focal loss gamma (0: cross-entropy)', range=(0, 10))
     classes: list[str] | None = option(None, 'the class names, recorded from the data', internal=True)
 
 # %% ../nbs/10_systems.ipynb #10092cf0

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .core import TrainConfig, atomic_path
-from .data import open_source
+from .data import source_of
 from .datasets import SegmentationDataset
 from .models import get_system
 from .models_tatl import PAPER_TABLE2, TABLE2, parse_stages
@@ -42,7 +42,7 @@ def tatl_overlays(run_dir:str|Path, cases=None, masks=None, tile:int=96, source:
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir/'config.json')
     with xr.open_dataset(run_dir/'predictions.nc') as p: pred = p.load()
-    source = source or open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=False)
+    source = source or source_of(cfg)
     cases = list(pred.case.values[:6]) if cases is None else list(cases)
     masks = masks or ['union', *cfg.options['attributes']]
     frame = SegmentationDataset(source, 'test', targets=masks, size=cfg.size, augment=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,9 @@ import torch.nn as nn
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .core import (DataError, DermxaiError, TrainConfig, atomic_path, get_device, load_json, remove_partial,
-                          save_json, seed_everything)
-from .data import open_source
+from .core import (DataError, DermxaiError, TrainConfig, UsageError, atomic_path, check_writable, get_device,
+                          load_json, remove_partial, save_json, seed_everything)
+from .data import source_of
 from .models import get_system
 from .systems import System
 from .trainer import Trainer, barrier, distributed_env, init_distributed
@@ -52,16 +53,18 @@ class _Trained:
 def fit(system:System|str, cfg:TrainConfig, out:str|Path, resume:bool=False, progress:bool=True, source=None) -> dict:
     "Train `system` with `cfg` into the run directory `out` (continuing it with `resume`); returns and writes its metrics."
     system = get_system(system) if isinstance(system, str) else system
+    if not str(out).strip(): raise UsageError("the run directory (--out) is empty: name a folder to write the run into")
     out, t0 = Path(out), time.perf_counter()
     if not resume and ((out/'config.json').exists() or (out/'checkpoint.safetensors').exists()):
         what = 'a finished run' if (out/'metrics.json').exists() else 'an unfinished run'
-        raise DermxaiError(f'{out} already holds {what}: add --resume to continue it, or choose another --out')
+        raise UsageError(f'{out} already holds {what}: add --resume to continue it, or choose another --out')
     if resume and (done := _finished(out, cfg)) is not None: return done
     rank, _, world = distributed_env()
+    if rank == 0: check_writable(out)   # a read-only or full disk is named now, not after the data is prepared
+    get_device(cfg.device)              # so is a device this machine does not have
     if world > 1: init_distributed(cfg.device)
     if rank != 0: barrier()           # rank 0 renders (and caches) SynthDerm first; the others then read the cache
-    source = source if source is not None else open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed,
-                                                           progress=progress and rank == 0)
+    source = source if source is not None else source_of(cfg, progress=progress and rank == 0)
     if rank == 0 and world > 1: barrier()
     cfg = system.prepare(cfg, source)
     system.opts(cfg)                   # every option checked (type, choices, across fields) before anything is written
@@ -138,12 +141,25 @@ def _fit_stages(system:System, cfg:TrainConfig, plan, out:Path, progress:bool, s
 # %% ../nbs/20_train.ipynb #fd6dc954
 @dataclass
 class Run:
-    "A trained run directory: its `system`, `cfg`, `model` (best weights, eval mode), `history` and `metrics`."
-    path: Path; system: System; cfg: TrainConfig; model: nn.Module; history: xr.Dataset | None; metrics: dict | None
+    """A trained run directory: its `system`, `cfg`, `model` (best weights, eval mode), and, read when first asked for,
+    its `history` and `metrics` (None when the file is absent): a damaged history.nc does not stop an evaluation."""
+    path: Path; system: System; cfg: TrainConfig; model: nn.Module
+
+    @cached_property
+    def history(self) -> xr.Dataset | None:
+        f = self.path/'history.nc'
+        if not f.exists(): return None
+        try:
+            with xr.open_dataset(f) as h: return h.load()
+        except Exception as e: raise DataError(f'cannot read the history ({type(e).__name__}: {e})', file=f) from None
+
+    @cached_property
+    def metrics(self) -> dict | None:
+        return load_json(self.path/'metrics.json') if (self.path/'metrics.json').exists() else None
 
     def source(self, progress:bool=False):
         "The run's data, opened again."
-        return open_source(self.cfg.data, n=self.cfg.n, size=self.cfg.size, seed=self.cfg.seed, progress=progress)
+        return source_of(self.cfg, progress)
 
 def load_run(path:str|Path, device=None) -> Run:
     "Load the run directory `path` (config.json + model.safetensors [+ history.nc, metrics.json]); every file checked."
@@ -151,18 +167,14 @@ def load_run(path:str|Path, device=None) -> Run:
     if not (path/'config.json').exists():
         raise DataError('not a run directory (no config.json)', file=path, expected='a folder written by dermxai train')
     cfg = TrainConfig.load(path/'config.json')
-    system = get_system(cfg.system)
+    try: system = get_system(cfg.system)
+    except DataError as e: raise e.in_file(path/'config.json') from None
     system.Options.from_dict(cfg.options, source=path/'config.json')
     model = system.build_model(cfg)
     weights = path/'model.safetensors'
     if not weights.exists(): raise DataError('the run has no final weights yet (still training?)', file=weights)
     load_weights(model, weights)
-    model.to(get_device(device)).eval()
-    hist = None
-    if (path/'history.nc').exists():
-        with xr.open_dataset(path/'history.nc') as h: hist = h.load()
-    metrics = load_json(path/'metrics.json') if (path/'metrics.json').exists() else None
-    return Run(path, system, cfg, model, hist, metrics)
+    return Run(path, system, cfg, model.to(get_device(device)).eval())
 
 def evaluate_run(path:str|Path, split:str='test', device=None, progress:bool=True) -> dict:
     "Scores of a trained run on `split` of its data, computed as `fit` computes the test split's."

@@ -20,7 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .core import DataError, DermxaiError, atomic_path, derive_seed, get_device, seed_everything, set_rng_state
+from .core import (DataError, DermxaiError, atomic_path, derive_seed, get_device, remove_partial,
+                          seed_everything, set_rng_state)
 from .losses import Metric
 from .weights import (CheckpointError, load_checkpoint, load_optimizer_state, load_state, read_weights,
                              save_checkpoint, save_weights)
@@ -132,7 +133,7 @@ def _batch_size(batch):
     return len(batch['image']) if isinstance(batch, dict) else len(batch[0])
 
 class NonFiniteLossError(DermxaiError):
-    "The training loss became NaN or infinite."
+    "The training loss became NaN or infinite, or an evaluation met a non-finite loss."
 
 class Trainer:
     "Trains `model` on `train_data`, validating on `valid_data` each epoch; checkpoints into `out`."
@@ -228,10 +229,15 @@ def _check(self:Trainer, total, epoch, step):
     total = self._all_reduce(total)   # every process sees a NaN at the same step, so none waits forever
     if not torch.isfinite(total):
         where = f'epoch {epoch + 1}, step {step + 1}' if self.check_every == 1 else f'epoch {epoch + 1}, steps up to {step + 1}'
-        kept = (f'the last good checkpoint (epoch {self.epoch}) is kept in {self.out/"checkpoint.safetensors"}'
-                if self.out is not None and self.epoch else 'no checkpoint was written yet')
-        raise NonFiniteLossError(f'training loss became {total.item()} at {where}; {kept}. Lower the learning '
-                                 f'rate, add gradient clipping (grad_clip) or check the inputs of that step.')
+        raise self._non_finite(f'training loss became {total.item()} at {where}')
+
+@patch
+def _non_finite(self:Trainer, what:str) -> NonFiniteLossError:
+    "The error for a NaN or infinite loss: where, what was kept, what to try."
+    kept = (f'the last good checkpoint (epoch {self.epoch}) is kept in {self.out/"checkpoint.safetensors"}'
+            if self.out is not None and self.epoch else 'no checkpoint was written yet')
+    return NonFiniteLossError(f'{what}; {kept}. Lower the learning rate, add gradient clipping (grad_clip) or check the '
+                              'inputs of that step.')
 
 @patch
 def train_epoch(self:Trainer, epoch:int) -> dict:
@@ -292,6 +298,9 @@ def evaluate(self:Trainer, data=None, prefix:str='') -> dict:
         n += bs
         self.metrics.update(outputs, batch)
     out = {k: (v / max(n, 1)).item() for k, v in sums.items()}
+    if not math.isfinite(out.get('loss', 0.0)):   # NaN logits would otherwise score as if the model were right
+        raise NonFiniteLossError(f'evaluation: the loss over {n} cases is {out["loss"]}: the model\'s weights or '
+                                 'outputs are not finite numbers; no metric is reported')
     out.update(self.metrics.compute())
     return {f'{prefix}{k}': v for k, v in out.items()}
 
@@ -315,7 +324,9 @@ def fit(self:Trainer, epochs:int, resume:bool=False) -> xr.Dataset:
         rec = {'epoch': epoch + 1, **self.train_epoch(epoch)}
         if self.is_main:   # validation on rank 0 only: the replicas hold the same weights
             t0 = time.perf_counter()
-            rec.update(self.evaluate(prefix='valid_'))
+            try: rec.update(self.evaluate(prefix='valid_'))
+            except NonFiniteLossError:   # the last step of the epoch made the weights non-finite
+                raise self._non_finite(f'the validation loss after epoch {epoch + 1} is not finite') from None
             rec['time_valid_s'] = time.perf_counter() - t0
         rec['lr'] = self.optimizer.param_groups[0]['lr']
         for cb in self.callbacks: rec.update(cb.on_epoch_end(self, epoch) or {})
@@ -365,15 +376,20 @@ def _save(self:Trainer, improved:bool):
     keep = self._best_path(self.best_epoch if self.valid_loader is not None else self.epoch).name
     for p in self.out.glob('best-epoch*.safetensors'):
         if p.name != keep: p.unlink()
+    self._write_history()
+
+@patch
+def _write_history(self:Trainer):
     with atomic_path(self.out/'history.nc', suffix='.nc') as tmp: self.history.to_netcdf(tmp)
 
 @patch
 def load(self:Trainer, path:str|Path|None=None):
     "Restore model, optimiser, scheduler, scaler, RNG and progress from a checkpoint (default: out/checkpoint)."
     path = Path(path) if path else self.out/'checkpoint.safetensors'
+    if self.out is not None and self.is_main: remove_partial(self.out)   # what a killed write left behind
     model_sd, st = load_checkpoint(path)
+    load_state(self.module, model_sd, path)   # names a missing or wrong-shaped key
     try:
-        self.module.load_state_dict(model_sd)
         if 'optimizer' in st: load_optimizer_state(self.optimizer, st['optimizer'])
         if 'scheduler' in st and self.scheduler is not None: self.scheduler.load_state_dict(st['scheduler'])
         if 'scaler' in st: self.scaler.load_state_dict(st['scaler'])
@@ -389,11 +405,13 @@ def load(self:Trainer, path:str|Path|None=None):
 
 @patch
 def _finish(self:Trainer):
-    "Load the best weights into the model and save them as model.safetensors."
+    """Load the best weights into the model; write history.nc again (a kill inside its last write lost no epoch: the
+    checkpoint holds every record) and then model.safetensors."""
     if self.out is None: return
     if self.best_epoch is not None and self._best_path(self.best_epoch).exists():
         sd, _ = read_weights(self._best_path(self.best_epoch))
         load_state(self.module, sd, self._best_path(self.best_epoch))
     if self.is_main:
+        if self.records: self._write_history()
         save_weights(self.module, self.out/'model.safetensors', {'epoch': self.best_epoch or self.epoch})
     barrier()

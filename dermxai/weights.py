@@ -56,8 +56,11 @@ def read_weights(path:str|Path) -> tuple[dict, dict]:
     return sd, {}
 
 def load_state(model:nn.Module, state:dict, file=None, strict:bool=True) -> nn.Module:
-    "Load the state dict `state` into `model`; a missing, unexpected (with `strict`) or wrong-shaped key is a DataError naming it."
+    """Load the state dict `state` into `model`; a missing, unexpected (with `strict`) or wrong-shaped key, or a tensor
+    holding NaN or infinity, is a DataError naming it. Every load of weights in dermxai goes through here."""
     own = model.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError('not a state dict of tensors', file=file, value=type(state).__name__, expected='a dict of tensors')
     wrong = [k for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if wrong: raise DataError(f'weights do not fit {type(model).__name__}: a tensor of another shape', file=file, field=wrong[0],
                               value=tuple(state[wrong[0]].shape), expected=tuple(own[wrong[0]].shape))
@@ -66,6 +69,10 @@ def load_state(model:nn.Module, state:dict, file=None, strict:bool=True) -> nn.M
         key, kind = (missing[0], 'missing') if missing else (unexpected[0], 'unexpected')
         raise DataError(f'weights do not fit {type(model).__name__}: {len(missing)} keys missing, {len(unexpected)} unexpected',
                         file=file, field=key, value=kind, expected=f'the keys of {type(model).__name__}, e.g. {list(own)[:3]}')
+    bad = next((k for k, v in state.items() if k in own and v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:   # NaN weights make NaN logits, which argmax scores as class 0: refuse them, never score them
+        raise DataError('weights hold NaN or infinite values', file=file, field=bad,
+                        value=f'{int((~torch.isfinite(state[bad])).sum())} non-finite of {state[bad].numel()}', expected='finite numbers')
     model.load_state_dict(state, strict=False)
     return model
 

@@ -1,6 +1,6 @@
 """Helpers for the browser tests and the round-trip bench: local Jupyter servers (JupyterLab, Voila) on 127.0.0.1 with a
 free port, a token and a temporary root, always shut down; Debian's chromium driven through Playwright."""
-import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import json, os, secrets, signal, socket, subprocess, sys, time, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 

@@ -269,7 +269,7 @@ def test_isic2018_faults(copy_of):
     a, b, c, d, e = ok.labels.id[:5]
     attr = next(root.glob('ISIC2018_Task2_Training*'))/f'{a}_attribute_streaks.png'
     attr.unlink()                                                             # a missing mask
-    err = _raises(lambda: ISIC2018Source(root), 'missing mask', f'{a}_attribute_streaks.png', f"column 'streaks'; found '{a}'")
+    err = _raises(lambda: ISIC2018Source(root), 'missing mask', f'{a}_attribute_streaks.png', f"field 'streaks'; found '{a}'")
     assert (err.field, err.value, err.file) == ('streaks', a, attr)
     (next(root.glob('ISIC2018_Task1-2_Training_Input'))/f'{b}.jpg').unlink()  # masks without their image
     seg = next(root.glob('ISIC2018_Task1_Training*'))/f'{c}_segmentation.png'
@@ -339,7 +339,7 @@ def test_isic2017_part2_faults(copy_of):
     feats = src.labels.features_path[0]
     obj = json.loads(open(feats).read()); obj['streaks'] = obj['streaks'][:-3]
     open(feats, 'w').write(json.dumps(obj))
-    _raises(lambda: ISIC2017Source(root).masks(0, ['streaks']), f'{a}_features.json', "column 'streaks'", 'fewer values than superpixels')
+    _raises(lambda: ISIC2017Source(root).masks(0, ['streaks']), f'{a}_features.json', "key 'streaks'", 'fewer values than superpixels')
     open(feats, 'w').write('{"pigment_network": [0, 1')
     _raises(lambda: ISIC2017Source(root).masks(0, ['lesion', 'union']), f'{a}_features.json', 'not valid JSON')
     os.remove(src.labels.superpixels_path[1])

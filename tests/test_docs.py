@@ -1,7 +1,6 @@
 """The docs pipeline up to the Quarto render (Quarto itself cannot be installed here): configuration, sidebar,
 front matter, nbdev_proc_nbs, and the README made from index.ipynb."""
 import json, os, re, shutil, subprocess, sys
-from pathlib import Path
 
 import yaml
 

@@ -129,7 +129,7 @@ def test_duplicate_case_numbers_and_missing_columns():
     assert parse_derm7pt_meta(to_csv(df))[1] == {}
     df.loc[2, 'case_num'] = df.case_num[0]
     with pytest.raises(DataError, match="row 2, column 'case_num'"): parse_derm7pt_meta(to_csv(df))
-    with pytest.raises(DataError, match="column 'derm'.*missing column"): parse_derm7pt_meta(to_csv(df.drop(columns='derm')))
+    with pytest.raises(DataError, match="field 'derm'.*missing column"): parse_derm7pt_meta(to_csv(df.drop(columns='derm')))
 
 
 # --- Derm7pt index files ------------------------------------------------------------------------------------------------

@@ -1,5 +1,4 @@
 "Property-based checks of SynthDerm: determinism, the prefix property, and labels always in the Derm7pt vocabulary."
-import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from dermxai.synth import MASKS, SynthConfig, render_case, sample_labels, synthderm

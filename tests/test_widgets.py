@@ -1,6 +1,5 @@
 """Explanations and widgets from real run directories and the command line; widgets in a live kernel and in the docs."""
-import json, os, shutil, subprocess, sys
-from pathlib import Path
+import json, os, subprocess
 
 import numpy as np
 import pytest
