@@ -8,7 +8,7 @@ exercised everywhere. Each system runs in its own process, so peak memory is tha
     python bench/gpu.py                      # every system
     python bench/gpu.py --systems arl50 attnmel --steps 30 --batch 32 --compile
 """
-import argparse, json, os, resource, subprocess, sys, time
+import argparse, json, resource, subprocess, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))

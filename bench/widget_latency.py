@@ -4,7 +4,7 @@ JupyterLab on 127.0.0.1 driven by Debian's chromium (skipped, and said so, when 
 
     python bench/widget_latency.py [--size 224] [--n 40] [--no-browser]
 """
-import argparse, json, sys, tempfile, textwrap, time
+import argparse, json, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +130,7 @@ def browser_latency(size, n):
                 try:
                     page.wait_for_function('([s, old]) => { const t = document.querySelector(s); return t && t.textContent !== old }',
                                            arg=[sel, before], polling='raf', timeout=30_000)
-                except Exception as e:
+                except Exception:
                     shots = Path(__file__).resolve().parent/'results'/'tmp'; shots.mkdir(parents=True, exist_ok=True)
                     box.screenshot(path=str(shots/f'{name}-timeout.png'))
                     print(name, 'no redraw within 30 s after input', k, before, flush=True)
