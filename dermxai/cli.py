@@ -33,7 +33,7 @@ def _spec_type(spec):
 
 def _flag(p:argparse.ArgumentParser, flag:str, spec, **kw):
     "The flag `flag` of the config field `spec` (an `OptionSpec`): its type, range and help; stored under the field's name."
-    bounds = f' ({range_text(*spec.range)})' if spec.range else ''
+    bounds = f' [{range_text(*spec.range)}]' if spec.range else ''
     kw.setdefault('metavar', flag.lstrip('-').upper().replace('-', '_'))
     p.add_argument(flag, dest=spec.name, type=_spec_type(spec), help=spec.help + bounds, **kw)
 
@@ -184,7 +184,7 @@ def _setup_data(sub):
 
 def _cmd_data(a):
     from dermxai.data import check_data
-    chk = check_data(a.path, fmt=a.format, progress=not a.no_progress, **({'follow_symlinks': True} if a.follow_symlinks else {}))
+    chk = check_data(a.path, fmt=a.format, progress=not a.no_progress, follow_symlinks=a.follow_symlinks)
     print(chk)
     return chk.status
 

@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #252b32a2
 from __future__ import annotations
 
-import copy, dataclasses, json, math, os, random, shutil, signal, tempfile
+import copy, dataclasses, json, math, os, random, shutil, signal, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -138,9 +138,11 @@ def fault_point(name:str):
     _FAULTS[name] = _FAULTS.get(name, 0) + 1
     if _FAULTS[name] == int(spec.partition('@')[2] or 1): os.kill(os.getpid(), signal.SIGKILL)
 
-def remove_partial(folder:str|Path) -> list[Path]:
-    "Delete the partly written files a killed process left in `folder` (not below it); returns them."
-    gone = [p for p in Path(folder).glob(f'.*{PARTIAL}*') if p.is_file()]
+def remove_partial(folder:str|Path, older_than_s:float=0) -> list[Path]:
+    """Delete the partly written files a killed process left in `folder` (not below it); returns them. In a folder other
+    processes may be writing into (the SynthDerm cache), `older_than_s` spares the files still being written."""
+    now = time.time()
+    gone = [p for p in Path(folder).glob(f'.*{PARTIAL}*') if p.is_file() and now - p.stat().st_mtime >= older_than_s]
     for p in gone: p.unlink()
     return gone
 

@@ -49,8 +49,7 @@ def open_source(data:str|Path='synth', n:int=600, size:int=64, seed:int=0, fmt:s
 
 def source_of(cfg:TrainConfig, progress:bool=False) -> CaseSource:
     "The data a training config names (`data`, and `n`, `size`, `seed` for SynthDerm; `follow_symlinks` for a folder)."
-    kw = {'follow_symlinks': True} if cfg.follow_symlinks else {}
-    return open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=progress, **kw)
+    return open_source(cfg.data, n=cfg.n, size=cfg.size, seed=cfg.seed, progress=progress, follow_symlinks=cfg.follow_symlinks)
 
 
 # %% ../nbs/01f_data.ipynb #1ab8b320

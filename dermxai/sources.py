@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .core import DataError, dermxai_home
+from .core import DataError, dermxai_home, remove_partial
 from .files import FolderTree, LoadReport, image_size, inside, read_image, read_mask, scaled_size
 from . import synth, synth_render
 from .synth import SynthConfig, load_synth, save_synth, synthderm
@@ -97,7 +97,9 @@ class SynthSource(CaseSource):
             try: return cls(load_synth(path))
             except DataError: path.unlink()   # a damaged cache file is re-rendered, never trusted
         ds = synthderm(n=n, size=size, seed=seed, progress=progress, **knobs)
-        if cache: save_synth(ds, path)
+        if cache:
+            remove_partial(path.parent, older_than_s=3600)   # what killed renders left; others may be writing now
+            save_synth(ds, path)
         return cls(ds)
 
     @classmethod
@@ -147,7 +149,7 @@ class FileSource(CaseSource):
 
     def __init__(self, root, strict:bool=True, max_side:int|None=None, follow_symlinks:bool=False):
         self.root, self.strict, self.max_side = Path(root).expanduser(), strict, max_side
-        self.follow_symlinks = follow_symlinks
+        self.follow_symlinks, self._inside = follow_symlinks, set()
         self.report, self.validated = LoadReport(self.name), False
         self._bad = {}
 
@@ -157,7 +159,10 @@ class FileSource(CaseSource):
 
     def file(self, path) -> Path:
         "`path` checked to lie inside the data set's folder (links followed) unless `follow_symlinks`: every read asks."
-        return Path(path) if self.follow_symlinks else inside(path, self.root)
+        if self.follow_symlinks or str(path) in self._inside: return Path(path)
+        inside(path, self.root)
+        self._inside.add(str(path))        # checked once per file: later epochs pay nothing
+        return Path(path)
 
     def _problem(self, err:DataError, case=None):
         "Raise `err` when strict, else skip `case` and report it."

@@ -417,6 +417,19 @@ def test_bad_input(case, world, tmp_path, capsys, monkeypatch):
         assert len(err.strip().splitlines()) == 1, err                       # one line, naming what to fix
 
 
+def test_a_damaged_history_does_not_stop_an_evaluation(world, tmp_path, capsys):
+    run = Ctx(world, tmp_path).run()
+    (run/'history.nc').write_bytes(b'CDF\x01 half a file')
+    (run/'metrics.json').write_text('{"test": {"auc": NaN}')                 # nor do damaged metrics: neither is read
+    assert main(['evaluate', str(run), '--no-progress']) == 0
+    scores = json.loads(capsys.readouterr().out, parse_constant=_not_json)    # strict JSON: no NaN, no Infinity
+    assert 0 <= scores['auc'] <= 1
+
+
+def _not_json(word):
+    raise AssertionError(f'{word} is not JSON')
+
+
 def test_grey_level_masks_are_thresholded_and_reported(world, tmp_path, capsys):
     root = shutil.copytree(world/'isic2018', tmp_path/'isic2018')
     mask = sorted(root.glob('ISIC2018_Task1_Training_GroundTruth/*_segmentation.png'))[0]
