@@ -156,11 +156,13 @@ def read_image(path, max_side:int|None=None) -> np.ndarray:
     return arr
 
 # %% ../nbs/01a_files.ipynb #0f07476d
-def mask_positive(values:np.ndarray, file=None, report=None) -> np.ndarray:
+def mask_positive(values:np.ndarray, file=None, report=None, checked:bool=False) -> np.ndarray:
     """Boolean mask from stored values by the rule above: {0, 1} or {0, 255} as stored; two other values a DataError
-    naming `file`; more values thresholded at > 128 (>= 0.5 when the largest is at most 1) and noted in `report`."""
+    naming `file`; more values thresholded at > 128 (>= 0.5 when the largest is at most 1) and noted in `report`.
+    `checked`: this file passed the rule before (a source reads a mask once per epoch): threshold only."""
     v = np.asarray(values)
     if v.dtype == bool or not v.size: return v.astype(bool)
+    if checked: return v >= 0.5 if v.max() <= 1 else v > 128
     lo, hi = v.min().item(), v.max().item()
     if not np.any((v != lo) & (v != hi)):          # at most two values (two passes, no sort: cheap on every read)
         if not any({lo, hi} <= {0, top} for top in (1, 255, 65535)):
@@ -171,7 +173,7 @@ def mask_positive(values:np.ndarray, file=None, report=None) -> np.ndarray:
         report.tolerate('masks with grey levels (thresholded: > 128, or >= 0.5 for values up to 1)', Path(file).name if file else None)
     return v >= 0.5 if hi <= 1 else v > 128
 
-def read_mask(path, size:tuple|None=None, max_side:int|None=None, image=None, report=None) -> np.ndarray:
+def read_mask(path, size:tuple|None=None, max_side:int|None=None, image=None, report=None, checked:bool=False) -> np.ndarray:
     "A boolean (H, W) mask by `mask_positive`'s rule; `size` (w, h) is the image's: another size is a DataError naming both."
     path = regular_file(path, 'mask')
     try:
@@ -187,7 +189,7 @@ def read_mask(path, size:tuple|None=None, max_side:int|None=None, image=None, re
     if size is not None and tuple(got) != tuple(size):
         raise DataError('mask and image differ in size', file=path, field='size', value=f'{got[0]}x{got[1]}',
                         expected=f'{size[0]}x{size[1]} (the size of {Path(image).name if image else "the image"})')
-    m = mask_positive(v, path, report)
+    m = mask_positive(v, path, report, checked)
     target = scaled_size(got, max_side)
     if target != got: m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(target, Image.NEAREST)) > 0
     return m

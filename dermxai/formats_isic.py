@@ -16,7 +16,7 @@ from skimage.segmentation import slic
 
 from .core import DataError, atomic_path, random_stream
 from .files import (FileIndex, FolderTree, IMAGE_EXT, LoadReport, RowErrors, image_size,
-                           no_truncated_images, read_csv, read_mask, regular_file, scaled_size, staged_folder, strip_ext,
+                           no_truncated_images, read_csv, regular_file, scaled_size, staged_folder, strip_ext,
                            unreadable_error, write_csv, write_jpeg, write_mask, write_notices)
 from .sources import FileSource, SynthSource, register_format
 from .vocab import ISIC_ATTRIBUTES
@@ -314,7 +314,7 @@ def _attach_part3(self:ISIC2017Source, csv, rows, data):
 def _masks(self:ISIC2017Source, i, names):
     img = self.image_path(i)
     size, out = image_size(img), {}
-    if 'lesion' in names: out['lesion'] = read_mask(self._mask_file(i, 'lesion'), size, self.max_side, img, self.report)
+    if 'lesion' in names: out['lesion'] = self._read_mask(self._mask_file(i, 'lesion'), size, img)
     attrs = [n for n in names if n != 'lesion']
     if attrs:
         sp = regular_file(self.file(self.labels['superpixels_path'].iat[i]), 'superpixel')

@@ -149,7 +149,7 @@ class FileSource(CaseSource):
 
     def __init__(self, root, strict:bool=True, max_side:int|None=None, follow_symlinks:bool=False):
         self.root, self.strict, self.max_side = Path(root).expanduser(), strict, max_side
-        self.follow_symlinks, self._inside = follow_symlinks, set()
+        self.follow_symlinks, self._inside, self._masks_read = follow_symlinks, set(), set()
         self.report, self.validated = LoadReport(self.name), False
         self._bad = {}
 
@@ -193,7 +193,13 @@ class FileSource(CaseSource):
     def _masks(self, i:int, names:list) -> np.ndarray:
         img = self.image_path(i)
         size = image_size(img)
-        return np.stack([read_mask(self._mask_file(i, n), size, self.max_side, img, self.report) for n in names])
+        return np.stack([self._read_mask(self._mask_file(i, n), size, img) for n in names])
+
+    def _read_mask(self, path:Path, size:tuple, image:Path) -> np.ndarray:
+        "A mask by `read_mask`'s rule, whose value check runs on a file's first read only (the later ones threshold)."
+        m = read_mask(path, size, self.max_side, image, self.report, checked=str(path) in self._masks_read)
+        self._masks_read.add(str(path))
+        return m
 
     @property
     def size(self) -> int:
