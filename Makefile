@@ -15,6 +15,10 @@ $(STAMP): setup.py settings.ini pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing dermxai and its dependencies into $(VENV) (torch + torchvision as a matched pair; a few minutes the first time)"
 	$(BIN)/python -m pip install -q --progress-bar off -e ".[dev]" 2>&1 | $(PIPQUIET)
+	@# Quantus 0.6 checks our localisation metrics in the tests; without its dependencies, which would add
+	@# opencv-python beside opencv-python-headless (two packages writing one cv2): its other needs are installed above
+	$(BIN)/python -m pip install -q --progress-bar off --no-deps "quantus==0.6.0" "cachetools>=5" 2>&1 | $(PIPQUIET)
+	$(BIN)/python -c "import quantus, cv2"
 	$(BIN)/python -c "import torch, torchvision; print('torch', torch.__version__, '/ torchvision', torchvision.__version__)"
 	@touch $(STAMP)
 

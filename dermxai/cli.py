@@ -262,6 +262,8 @@ def _setup_explain(sub):
     p.add_argument('--cases', type=_number(int, 0), nargs='+', help='explain these source rows instead')
     p.add_argument('--head', help='output head (multi-task systems)'); p.add_argument('--target', help='class to explain (default: predicted)')
     p.add_argument('--region', help="segmentation outputs: 'predicted', 'all' or a mask name")
+    p.add_argument('--upsample', default='aligned', choices=['aligned', 'bilinear'],
+                   help="layer maps drawn at their cells' receptive-field centres (aligned) or the common bilinear way")
     p.add_argument('--ig-steps', type=_number(int, 1, 10**4), default=32, help='Integrated Gradients steps')
     p.add_argument('--batch-size', type=_number(int, 1, 4096), default=16)
     p.add_argument('--internal-batch-size', type=_number(int, 1, 4096), default=64,
@@ -273,7 +275,7 @@ def _setup_explain(sub):
 
 def _cmd_explain(a):
     from dermxai.explain import explain_run, get_method, save_explanations
-    from dermxai.localisation import localisation_scores, localisation_table, truth_masks
+    from dermxai.localisation import LOCALISATION_METRICS, localisation_scores, localisation_table, truth_masks
     from dermxai.train import load_run
     params = {'ig': {'steps': a.ig_steps, 'internal_batch_size': a.internal_batch_size},
               'occlusion': {'internal_batch_size': a.internal_batch_size}}
@@ -282,7 +284,8 @@ def _cmd_explain(a):
     run = load_run(a.run, device=a.device)
     src = run.source(progress=not a.no_progress)
     da = explain_run(run, cases=a.cases, split=a.split, n=a.n, methods=methods, head=a.head, target=a.target,
-                     region=a.region, device=a.device, progress=not a.no_progress, source=src, batch_size=a.batch_size)
+                     region=a.region, device=a.device, progress=not a.no_progress, source=src, batch_size=a.batch_size,
+                     upsample=a.upsample)
     out = Path(a.out) if a.out else Path(a.run)/'explanations.nc'
     save_explanations(da, out)
     per = json.loads(da.attrs['seconds_per_method'])
@@ -292,7 +295,8 @@ def _cmd_explain(a):
         truth = truth_masks(src, da.case.values, truth=a.truth, head=da.attrs.get('head'), targets=da.target.values, size=da.sizes['y'])
         table = localisation_table({run.cfg.system: localisation_scores(da, truth)})
         table.to_csv(out.with_suffix('.localisation.csv'))
-        print(table.round(3).to_string())
+        shown = ['layer', 'grid', 'aligned', *LOCALISATION_METRICS, 'cases', 'constant_maps']
+        print(table[[c for c in shown if c in table]].round(3).to_string())
 
 # %% ../nbs/50_cli.ipynb #ea31051b
 def _setup_teach(sub):

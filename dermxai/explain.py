@@ -5,7 +5,8 @@
 # %% ../nbs/30_explain.ipynb #4ccddb6e
 from __future__ import annotations
 
-import json, time
+import copy, json, time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import captum.attr
@@ -14,22 +15,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import xarray as xr
-from captum.attr import LayerGradCam
 from fastcore.basics import patch
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from .core import DataError, DermxaiError, atomic_path, get_device
 from .localisation import truth_masks
+from .receptive import capture, grid_label, measure_geometry, resolves, upsample
 from .sources import UnknownNameError
 from .systems import System, class_activation_map
 from .train import Run, load_run
 
 # %% auto #0
-__all__ = ['METHODS', 'DEFAULT_METHODS', 'QUICK_METHODS', 'HeadTarget', 'PredictedClass', 'ClassTarget', 'as_target', 'Method',
-           'register_method', 'get_method', 'Explainer', 'CAM', 'GradCAM', 'IntegratedGradients', 'Occlusion',
-           'Saliency', 'Native', 'case_images', 'run_cases', 'check_cases', 'explain_run', 'save_explanations',
-           'load_explanations']
+__all__ = ['METHODS', 'DEFAULT_METHODS', 'QUICK_METHODS', 'UPSAMPLING', 'HeadTarget', 'PredictedClass', 'ClassTarget',
+           'as_target', 'GradientPass', 'Method', 'register_method', 'get_method', 'Explainer', 'CAM', 'GradCAM',
+           'IntegratedGradients', 'Occlusion', 'Saliency', 'Native', 'case_images', 'run_cases', 'check_cases',
+           'explain_run', 'save_explanations', 'load_explanations']
 
 # %% ../nbs/30_explain.ipynb #f0062b2c
 class HeadTarget(nn.Module):
@@ -38,15 +39,16 @@ class HeadTarget(nn.Module):
         super().__init__()
         self.model, self.system, self.head = model, system or System('generic'), head
 
-    def head_output(self, x) -> torch.Tensor:
-        "The head's raw output: logits (N, C), or logit maps (N, C, H, W) for a segmenter."
-        out = self.model(x)
+    def pick(self, out) -> torch.Tensor:
+        "The head's raw output from the model's output: logits (N, C), or logit maps (N, C, H, W) for a segmenter."
         if isinstance(out, dict) and self.head not in out:
             raise DermxaiError(f'the model has heads {sorted(out)}; choose one with head=')
         out = self.system.head_logits(out, self.head)
         if out.ndim not in (2, 4):
             raise DermxaiError(f'head {self.head!r} gives outputs of shape {tuple(out.shape)}: expected (N, C) or (N, C, H, W)')
         return out
+
+    def head_output(self, x) -> torch.Tensor: return self.pick(self.model(x))
 
     @staticmethod
     def scores(out:torch.Tensor, region=None) -> torch.Tensor:
@@ -93,12 +95,27 @@ def as_target(target):
     return target if callable(target) else ClassTarget(target)
 
 # %% ../nbs/30_explain.ipynb #152b9535
+@dataclass
+class GradientPass:
+    """One forward pass of a batch and, for one head, one backward pass of its target scores: what every gradient
+    method (CAM, Grad-CAM, Saliency) needs, computed once for all of them."""
+    out: torch.Tensor                       # the head's output (N, C) or (N, C, H, W), detached
+    target: torch.Tensor                    # the explained class per case (N,)
+    region: torch.Tensor|None = None        # a segmenter's region (N, H, W)
+    input_grad: torch.Tensor|None = None    # d score / d input (N, 3, H, W)
+    feats: dict = field(default_factory=dict)   # layer path -> activations (N, K, h, w)
+    grads: dict = field(default_factory=dict)   # layer path -> d score / d activations (zeros where the head ignores it)
+
 class Method:
-    """An explanation method. It owns its parameters (given to its constructor) and describes itself for provenance;
-    `attribute(ex, x, t, args)` gets a batch `x` (N, 3, H, W), the target class per case, the extra forward arguments
-    (`ex.target_fn(x, *args)` gives the scores it explains) and returns {sub-label: (N, h, w) map}, '' for one map."""
+    """An explanation method. It owns its parameters (given to its constructor) and describes itself for provenance.
+    A method that reads gradients (`shared`) makes its maps from the batch's `GradientPass` (`from_pass`); any other
+    method implements `attribute(ex, x, t, args)`: a batch `x` (N, 3, H, W), the target class per case, the extra
+    forward arguments (`ex.target_fn(x, *args)` gives the scores it explains). Both return {sub-label: (N, h, w) map},
+    '' for one map."""
     name: str = ''
     layered: bool = False      # reads a layer (named in the maps' `layer` coordinate; `name:LAYER` picks one)
+    shared: bool = False       # computed from the batch's shared forward and backward pass
+    input_grad: bool = False   # a shared method that needs the gradient with respect to the input
     def __init__(self, layer:str|None=None): self.layer = layer
     def params(self) -> dict:
         "The method's parameters, as given (None: the default it derives from the input)."
@@ -106,13 +123,19 @@ class Method:
     def describe(self, x:torch.Tensor|None=None) -> dict:
         "Provenance: the method, its parameters and what they came to on input `x`."
         return {'method': self.name, **self.params()}
-    def attribute(self, ex, x, t, args) -> dict[str, torch.Tensor]: raise NotImplementedError
+    def from_pass(self, p:GradientPass, layer:str|None) -> dict[str, torch.Tensor]: raise NotImplementedError
+    def attribute(self, ex, x, t, args) -> dict[str, torch.Tensor]:
+        "Maps of a batch on their own (a shared method runs a pass for itself)."
+        if not self.shared: raise NotImplementedError
+        layer = ex.layer_name(self.layer, tuple(x.shape[-2:])) if self.layered else None
+        p = ex.gradient_pass(x, t, args, layers=[layer] if layer else [], input_grad=self.input_grad)
+        return self.from_pass(p, layer)
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
 METHODS: dict[str, type] = {}   # name -> Method subclass
 DEFAULT_METHODS = ['cam', 'gradcam', 'ig', 'occlusion', 'saliency', 'native']   # everything: `dermxai explain`
-QUICK_METHODS = ['cam', 'gradcam', 'saliency', 'native']   # one backward pass per batch: the tour and the widgets
+QUICK_METHODS = ['cam', 'gradcam', 'saliency', 'native']   # one forward and one backward pass per batch: the tour, the widgets
 
 def register_method(cls:type) -> type:
     "Class decorator: make a `Method` subclass available under its `name` (in `explain`, `dermxai explain --methods`, the widgets)."
@@ -130,28 +153,24 @@ def get_method(spec, **params) -> Method:
     if layer: m.layer = layer
     return m
 
-def _module_name(model:nn.Module, module:nn.Module) -> str:
-    for name, m in model.named_modules():
-        if m is module: return name
-    return type(module).__name__
-
-def _up(maps:torch.Tensor, size) -> torch.Tensor:
-    "(N, h, w) or (N, 1, h, w) -> (N, H, W), bilinear."
-    maps = maps if maps.ndim == 4 else maps[:, None]
-    if tuple(maps.shape[-2:]) == tuple(size): return maps[:, 0]
-    return F.interpolate(maps.float(), size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
-
 # %% ../nbs/30_explain.ipynb #a6297035
+UPSAMPLING = ('aligned', 'bilinear')
+
 class Explainer:
-    "Explain `model` (of `system`, head `head`) with any registered methods, in batches; each method owns its settings."
+    """Explain `model` (of `system`, head `head`) with any registered methods, in batches; each method owns its settings.
+    Layer maps are drawn at their cells' receptive-field centres (`upsample='aligned'`) or with the common bilinear
+    convention (`'bilinear'`, captum's and pytorch-grad-cam's)."""
     def __init__(self, model:nn.Module, system:System|None=None, head:str|None=None, classes:list|None=None,
-                 device=None, batch_size:int=16, multilabel:bool|None=None):
+                 device=None, batch_size:int=16, multilabel:bool|None=None, upsample:str='aligned', head_classes:dict|None=None):
+        if upsample not in UPSAMPLING: raise DataError('unknown upsampling', field='upsample', value=upsample, expected=f'one of {UPSAMPLING}')
         self.system = system or System('generic')
         self.device = get_device(device)
         self.model = model.to(self.device).eval()
         self.head, self.classes = head, (list(classes) if classes is not None else None)
+        self.head_classes = dict(head_classes or {})
         self.target_fn = HeadTarget(self.model, self.system, head)
-        self.batch_size, self.multilabel = batch_size, multilabel
+        self.batch_size, self.multilabel, self.upsample = batch_size, multilabel, upsample
+        self._grids = {}
 
     @classmethod
     def from_run(cls, run, head:str|None=None, **kw) -> 'Explainer':
@@ -159,15 +178,56 @@ class Explainer:
         heads = run.system.heads(run.cfg)
         head = head or next(iter(heads))
         if head not in heads: raise DataError('the system has no such head', field='head', value=head, expected=f'one of {list(heads)}')
-        return cls(run.model, run.system, head=head, classes=heads[head], **kw)
+        return cls(run.model, run.system, head=head, classes=heads[head], head_classes=heads, **kw)
 
-    def layer(self, name:str|None=None) -> nn.Module:
-        "The module called `name` in the model, or the system's `cam_layer` for the explained head."
-        if not name: return self.system.cam_layer(self.model, self.head)
-        try: return self.model.get_submodule(name)
+    def for_head(self, head:str) -> 'Explainer':
+        "This explainer on another head of the same model (its classes from `head_classes`)."
+        if head == self.head: return self
+        view = copy.copy(self)
+        view.head, view.classes, view._grids = head, self.head_classes.get(head), {}
+        view.target_fn = HeadTarget(self.model, self.system, head)
+        return view
+
+# %% ../nbs/30_explain.ipynb #b7c1e2a0
+@patch
+def layers(self:Explainer) -> dict:
+    "The layers CAM and Grad-CAM can read for the explained head, shallow to deep: module path -> nominal stride."
+    return self.system.explainable_layers(self.model, self.head)
+
+@patch
+def grids(self:Explainer, size) -> dict[str, tuple[int, int]]:
+    "Each explainable layer's map size (h, w) for `size` px inputs (one forward pass of a blank image, once per size)."
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if size not in self._grids:
+        with torch.no_grad():
+            _, feats = capture(self.model, torch.zeros(1, 3, *size, device=self.device), list(self.layers()), stop=True)
+        self._grids[size] = {k: tuple(feats[k].shape[-2:]) for k in self.layers() if k in feats}
+    return self._grids[size]
+
+@patch
+def layer_name(self:Explainer, name:str|None=None, size=None) -> str:
+    """The module path a layered method reads: `name` when given (checked), else the deepest explainable layer whose map
+    resolves (at least `MIN_GRID` cells a side) at `size`, else the deepest one (its maps are flagged unresolved)."""
+    if name:
+        try: self.model.get_submodule(name)
         except AttributeError:
             raise DataError('the model has no such layer', field='layer', value=name,
-                            expected=f"a module path such as {[n for n, _ in self.model.named_children()][:6]}") from None
+                            expected=f"one of {list(self.layers())} or another module path") from None
+        return name
+    layers = list(self.layers())
+    if size is None: return layers[-1]
+    fine = [k for k, hw in self.grids(size).items() if resolves(*hw)]
+    return fine[-1] if fine else layers[-1]
+
+@patch
+def layer(self:Explainer, name:str|None=None, size=None) -> nn.Module:
+    "The module `layer_name(name, size)` names."
+    return self.model.get_submodule(self.layer_name(name, size))
+
+@patch
+def geometry(self:Explainer, layer:str|None):
+    "The receptive-field geometry that aligned maps of `layer` are drawn with (None: bilinear, or a pixel map)."
+    return measure_geometry(self.model, layer) if layer and self.upsample == 'aligned' else None
 
 # %% ../nbs/30_explain.ipynb #1a5b8bd8
 @patch
@@ -179,85 +239,150 @@ def _region(self:Explainer, region, out:torch.Tensor, t:torch.Tensor) -> torch.T
         return (out[torch.arange(len(t)), t] > 0).float()
     return torch.as_tensor(np.asarray(region), dtype=torch.float32, device=out.device)
 
+def _batch_target(target, b:int, n:int):
+    return target.batch(b, b + n) if hasattr(target, 'batch') else target
+
+@patch
+def forward_pass(self:Explainer, x:torch.Tensor, plan:dict, b:int=0, region=None, layers:dict|None=None,
+                 input_grad:bool=False, grads:bool=True) -> dict[str, GradientPass]:
+    """One forward pass of batch `x` (cases `b`, `b+1`, ...) for every head of `plan` ({head: (explainer, target)});
+    with `grads`, one backward pass per head, of its target scores, to the input and to that head's `layers`."""
+    layers = layers or {}
+    wanted = sorted({l for ls in layers.values() for l in ls})
+    with torch.enable_grad() if grads else torch.no_grad():
+        x = x.detach().requires_grad_(grads and input_grad)
+        y, feats = capture(self.model, x, wanted)
+        passes, heads = {}, list(plan)
+        for k, h in enumerate(heads):
+            view, target = plan[h]
+            out = view.target_fn.pick(y)
+            t = _batch_target(target, b, len(x))(HeadTarget.scores(out.detach()), view.classes)
+            r = view._region(region, out.detach(), t)
+            p = GradientPass(out.detach(), t, r)
+            if grads:
+                mine = list(layers.get(h, []))
+                wrt = ([x] if input_grad else []) + [feats[l] for l in mine]
+                g = torch.autograd.grad(HeadTarget.scores(out, r).gather(1, t[:, None]).sum(), wrt,
+                                        retain_graph=k < len(heads) - 1, allow_unused=True)
+                g = [torch.zeros_like(w) if gi is None else gi for gi, w in zip(g, wrt)]   # a head that ignores a layer
+                if input_grad: p.input_grad, g = g[0], g[1:]
+                p.feats = {l: feats[l].detach() for l in mine}
+                p.grads = dict(zip(mine, g))
+            passes[h] = p
+    return passes
+
+@patch
+def gradient_pass(self:Explainer, x, t, args=None, layers=(), input_grad:bool=False) -> GradientPass:
+    "The `GradientPass` of batch `x` for this head with targets `t` (class indices) and region `args[0]`."
+    plan = {self.head: (self, lambda scores, classes: torch.as_tensor(t, device=scores.device))}
+    region = args[0] if args else None
+    return self.forward_pass(x, plan, 0, region, {self.head: list(layers)}, input_grad)[self.head]
+
+# %% ../nbs/30_explain.ipynb #c3d9a4e1
+@patch
+def _plan(self:Explainer, heads, target) -> dict:
+    "{head: (explainer on that head, target callable)} from `heads` (None: this head; a list; or {head: target})."
+    if heads is None: heads = {self.head: target}
+    elif not isinstance(heads, dict): heads = {h: target for h in heads}
+    if not heads: raise DataError('no head to explain', field='heads', value=heads, expected='at least one head')
+    return {h: (self.for_head(h), as_target(t)) for h, t in heads.items()}
+
 @patch
 def explain(self:Explainer, images:torch.Tensor, methods=DEFAULT_METHODS, target=None, region=None, cases=None,
-            progress:bool=False) -> xr.DataArray:
-    "Attributions (case, method, y, x) of `images` (N, 3, H, W in [0, 1]) by `methods` (names or `Method`s) for `target` (None: predicted class)."
+            progress:bool=False, heads=None):
+    """Attributions (case, method, y, x) of `images` (N, 3, H, W in [0, 1]) by `methods` (names or `Method`s) for
+    `target` (None: predicted class). `heads` (a list, or {head: target}) explains several heads of one model with one
+    forward pass per batch and returns {head: attributions}."""
     images = torch.as_tensor(images, dtype=torch.float32)
     n, size = len(images), tuple(images.shape[-2:])
     cases = np.arange(n) if cases is None else np.asarray(cases)
-    methods, target = [get_method(m) for m in methods], as_target(target)
-    maps, info, used, timing = {}, {}, {}, {}
-    targets, probs, preds = [], [], []
+    methods, plan = [get_method(m) for m in methods], self._plan(heads, target)
+    shared = [m for m in methods if m.shared]
+    layers = {h: {m.name + (m.layer or ''): view.layer_name(m.layer, size) for m in shared if m.layered} for h, (view, _) in plan.items()}
+    acc = {h: _Maps() for h in plan}
     for b in tqdm(range(0, n, self.batch_size), desc='explaining', unit='batch', disable=not progress):
         x = images[b:b + self.batch_size].to(self.device)
-        with torch.no_grad(): out = self.target_fn.head_output(x)              # the batch's one forward pass
-        t = (target.batch(b, b + len(x)) if hasattr(target, 'batch') else target)(HeadTarget.scores(out), self.classes)
         reg = region[b:b + len(x)] if region is not None and not isinstance(region, str) else region
-        r = self._region(reg, out, t)
-        args = (r,) if r is not None else None
-        scores = HeadTarget.scores(out, r)
-        if out.ndim == 4: p = torch.full_like(scores, float('nan'))             # a region's summed logits are no probability
-        elif self.multilabel or scores.shape[1] == 1: p = torch.sigmoid(scores)
-        else: p = scores.softmax(1)
-        targets.append(t.cpu()); probs.append(p.gather(1, t[:, None])[:, 0].cpu()); preds.append(scores.argmax(1).cpu())
-        for m in methods:
-            t0 = time.perf_counter()
-            for sub, a in m.attribute(self, x, t, args).items():
-                label = f'{m.name}:{sub}' if sub else (f'{m.name}:{m.layer}' if m.layer else m.name)
-                if label not in maps:
-                    maps[label], used[label] = [], m.describe(x)
-                    info[label] = (m.name, sub or m.layer or (_module_name(self.model, self.layer()) if m.layered else ''))
-                maps[label].append(_up(a.detach(), size).float().cpu())
+        t0 = time.perf_counter()
+        passes = self.forward_pass(x, plan, b, reg, {h: sorted(set(ls.values())) for h, ls in layers.items()},
+                                   input_grad=any(m.input_grad for m in shared), grads=bool(shared))
+        t_pass = (time.perf_counter() - t0) / max(1, len(shared))            # the shared pass, split between its methods
+        for h, (view, _) in plan.items():
+            p, a = passes[h], acc[h]
+            a.batch(view, p)
+            for m in methods:
+                t0 = time.perf_counter()
+                if m.shared:
+                    layer = layers[h].get(m.name + (m.layer or ''))
+                    out = m.from_pass(p, layer)
+                else:
+                    layer, out = m.layer, m.attribute(view, x, p.target, (p.region,) if p.region is not None else None)
+                for sub, maps in out.items():
+                    a.add(view, m, sub, layer, maps, size, x)
+                a.timing[m.name] = a.timing.get(m.name, 0.0) + time.perf_counter() - t0 + (t_pass if m.shared else 0.0)
             if self.device.type == 'cuda': torch.cuda.synchronize()
-            timing[m.name] = timing.get(m.name, 0.0) + time.perf_counter() - t0
-    if not maps:
+    if not any(a.maps for a in acc.values()):
         raise DermxaiError(f'no maps: {self.system.name} has no native maps' if [m.name for m in methods] == ['native'] else 'no maps')
-    return self._assemble(maps, info, used, timing, cases, size, torch.cat(targets).numpy(), torch.cat(probs).numpy(),
-                          torch.cat(preds).numpy(), region)
+    res = {h: acc[h].assemble(plan[h][0], cases, size, region) for h in plan}
+    return res if heads is not None else res[self.head]
 
-@patch
-def _assemble(self:Explainer, maps, info, used, timing, cases, size, t_all, probs, preds, region) -> xr.DataArray:
-    "The maps as a DataArray (case, method, y, x) with the targets, probabilities, predictions and the methods' provenance."
-    labels = list(maps)
-    data = np.stack([torch.cat(maps[l]).numpy() for l in labels], 1).astype(np.float32)
-    name = lambda k: str(self.classes[k]) if self.classes else str(k)
-    da = xr.DataArray(data, dims=('case', 'method', 'y', 'x'),
-                      coords={'case': cases, 'method': labels, 'y': np.arange(size[0]), 'x': np.arange(size[1]),
-                              'technique': ('method', [info[l][0] for l in labels]),
-                              'layer': ('method', [info[l][1] for l in labels]),
-                              'target': ('case', [name(k) for k in t_all]), 'target_index': ('case', t_all),
-                              'probability': ('case', probs.astype(np.float32)),
-                              'predicted': ('case', [name(k) for k in preds])},
-                      name='attribution')
-    da.attrs.update(system=self.system.name, head=self.head or '', classes=json.dumps([str(c) for c in self.classes or []]),
-                    region=region if isinstance(region, str) else ('masks' if region is not None else 'all'),
-                    methods=json.dumps(used), seconds_per_method=json.dumps(timing))
-    return da
+# %% ../nbs/30_explain.ipynb #d5e8f2b3
+class _Maps:
+    "One head's maps, batch by batch, with what each map is (technique, layer, grid, resolved, aligned) and what ran."
+    def __init__(self):
+        self.maps, self.info, self.used, self.timing = {}, {}, {}, {}
+        self.targets, self.probs, self.preds = [], [], []
+
+    def batch(self, view:Explainer, p:GradientPass):
+        "Record the batch's targets, their probabilities and the predictions."
+        scores = HeadTarget.scores(p.out, p.region)
+        if p.out.ndim == 4: prob = torch.full_like(scores, float('nan'))        # a region's summed logits are no probability
+        elif view.multilabel or scores.shape[1] == 1: prob = torch.sigmoid(scores)
+        else: prob = scores.softmax(1)
+        self.targets.append(p.target.cpu()); self.preds.append(scores.argmax(1).cpu())
+        self.probs.append(prob.gather(1, p.target[:, None])[:, 0].cpu())
+
+    def add(self, view:Explainer, m:Method, sub:str, layer:str|None, maps:torch.Tensor, size, x):
+        "Add a batch of maps (N, h, w) of method `m`, drawn at the input `size` (aligned to `layer`'s cells when it has one)."
+        label = f'{m.name}:{sub}' if sub else (f'{m.name}:{m.layer}' if m.layer else m.name)
+        if m.name == 'native': layer = view.system.native_layers(view.model).get(sub or m.layer)
+        geo = view.geometry(layer) if layer and tuple(maps.shape[-2:]) != tuple(size) else None
+        if label not in self.maps:
+            h, w = maps.shape[-2:]
+            pixel = (h, w) == tuple(size) and not m.layered
+            self.maps[label], self.used[label] = [], m.describe(x)
+            self.info[label] = {'technique': m.name, 'layer': sub or (layer if m.layered else m.layer or ''),
+                                'grid': grid_label(h, w), 'resolved': resolves(h, w), 'aligned': bool(geo is not None or pixel)}
+        self.maps[label].append(upsample(maps.detach(), size, geo).float().cpu())
+
+    def assemble(self, view:Explainer, cases, size, region) -> xr.DataArray:
+        "The maps as a DataArray (case, method, y, x) with targets, probabilities, predictions, and the methods' provenance."
+        labels = list(self.maps)
+        data = np.stack([torch.cat(self.maps[l]).numpy() for l in labels], 1).astype(np.float32)
+        t, probs, preds = torch.cat(self.targets).numpy(), torch.cat(self.probs).numpy(), torch.cat(self.preds).numpy()
+        name = lambda k: str(view.classes[k]) if view.classes else str(k)
+        coords = {'case': cases, 'method': labels, 'y': np.arange(size[0]), 'x': np.arange(size[1]),
+                  **{k: ('method', [self.info[l][k] for l in labels]) for k in ('technique', 'layer', 'grid', 'resolved', 'aligned')},
+                  'target': ('case', [name(k) for k in t]), 'target_index': ('case', t),
+                  'probability': ('case', probs.astype(np.float32)), 'predicted': ('case', [name(k) for k in preds])}
+        da = xr.DataArray(data, dims=('case', 'method', 'y', 'x'), coords=coords, name='attribution')
+        da.attrs.update(system=view.system.name, head=view.head or '', classes=json.dumps([str(c) for c in view.classes or []]),
+                        region=region if isinstance(region, str) else ('masks' if region is not None else 'all'),
+                        methods=json.dumps(self.used), seconds_per_method=json.dumps(self.timing), upsample=view.upsample)
+        return da
 
 # %% ../nbs/30_explain.ipynb #ec5049d9
 @register_method
 class CAM(Method):
     "Eq. 13 of the ARL paper on the layer's activations, with the class weights read as gradients of the target score."
-    name, layered = 'cam', True
-    def attribute(self, ex, x, t, args):
-        store, layer = {}, ex.layer(self.layer)
-        hook = layer.register_forward_hook(lambda m, i, o: store.__setitem__('f', o))
-        try:
-            with torch.enable_grad():
-                y = ex.target_fn(x, *(args or ()))
-                f = store['f']
-                g = torch.autograd.grad(y.gather(1, t[:, None]).sum(), f)[0]
-        finally: hook.remove()
-        return {'': class_activation_map(f.detach(), g.sum((-1, -2)))}
+    name, layered, shared = 'cam', True, True
+    def from_pass(self, p, layer): return {'': class_activation_map(p.feats[layer], p.grads[layer].sum((-1, -2)))}
 
 @register_method
 class GradCAM(Method):
-    "Grad-CAM (captum's `LayerGradCam`), ReLU on."
-    name, layered = 'gradcam', True
-    def attribute(self, ex, x, t, args):
-        return {'': LayerGradCam(ex.target_fn, ex.layer(self.layer)).attribute(x, target=t, additional_forward_args=args,
-                                                                                relu_attributions=True)[:, 0]}
+    "Grad-CAM: ReLU of the activations weighted by their spatially averaged gradients (captum's `LayerGradCam`, from the shared pass)."
+    name, layered, shared = 'gradcam', True, True
+    def from_pass(self, p, layer): return {'': class_activation_map(p.feats[layer], p.grads[layer].mean((-1, -2))).relu()}
 
 @register_method
 class IntegratedGradients(Method):
@@ -297,17 +422,16 @@ class Occlusion(Method):
 
 @register_method
 class Saliency(Method):
-    "Saliency (captum): the largest |gradient| over the colour channels."
-    name = 'saliency'
-    def attribute(self, ex, x, t, args):
-        return {'': captum.attr.Saliency(ex.target_fn).attribute(x, target=t, abs=True, additional_forward_args=args).amax(1)}
+    "Saliency: the largest |gradient| over the colour channels (captum's `Saliency`, from the shared pass)."
+    name, shared, input_grad = 'saliency', True, True
+    def from_pass(self, p, layer): return {'': p.input_grad.abs().amax(1)}
 
 @register_method
 class Native(Method):
-    "The model's own maps (`System.native_maps`), one per map name, or the one named `layer`."
+    "The model's own maps (`System.native_maps`) at their own grid, one per map name, or the one named `layer`."
     name = 'native'
     def attribute(self, ex, x, t, args):
-        with torch.no_grad(): maps = ex.system.native_maps(ex.model, x)
+        with torch.no_grad(): maps = ex.system.native_maps(ex.model, x, upsample=False)
         if self.layer: return {self.layer: maps[self.layer]} if self.layer in maps else {}
         return maps
 
@@ -337,19 +461,22 @@ def check_cases(source, cases) -> np.ndarray:
     return cases
 
 def explain_run(run:Run|str|Path, cases=None, split:str='test', n:int=16, methods=DEFAULT_METHODS, head:str|None=None,
-                target=None, region=None, device=None, progress:bool=False, source=None, batch_size:int=16) -> xr.DataArray:
-    "Explain cases of a trained run (a `Run` or its directory): `cases` (source rows) or the first `n` of `split`."
+                target=None, region=None, device=None, progress:bool=False, source=None, batch_size:int=16,
+                heads=None, upsample:str='aligned'):
+    """Explain cases of a trained run (a `Run` or its directory): `cases` (source rows) or the first `n` of `split`.
+    `heads` (a list, or {head: target}) explains several heads at once and returns {head: attributions}."""
     run = load_run(run, device=device) if isinstance(run, (str, Path)) else run
     source = source if source is not None else run.source()
     cases = run_cases(source, split, n) if cases is None else check_cases(source, cases)
-    ex = Explainer.from_run(run, head=head, device=device, batch_size=batch_size)
+    ex = Explainer.from_run(run, head=head, device=device, batch_size=batch_size, upsample=upsample)
     images = case_images(source, cases, run.cfg.size)
     methods = [get_method(m) for m in methods]
     if not run.system.native_maps(run.model, images[:1].to(ex.device)): methods = [m for m in methods if m.name != 'native']
     if isinstance(region, str) and region not in ('predicted', 'all'): region = truth_masks(source, cases, truth=region, size=run.cfg.size)
-    da = ex.explain(images, methods=methods, target=target, region=region, cases=cases, progress=progress)
-    da.attrs.update(run=str(run.path), data=str(run.cfg.data), size=run.cfg.size)
-    return da
+    res = ex.explain(images, methods=methods, target=target, region=region, cases=cases, progress=progress, heads=heads)
+    for da in (res.values() if isinstance(res, dict) else [res]):
+        da.attrs.update(run=str(run.path), data=str(run.cfg.data), size=run.cfg.size)
+    return res
 
 # %% ../nbs/30_explain.ipynb #7faad6eb
 def save_explanations(da:xr.DataArray, path:str|Path) -> Path:

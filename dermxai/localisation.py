@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
+import scipy.stats
 import plotly.graph_objects as go
 import xarray as xr
 from plotly.subplots import make_subplots
@@ -16,8 +17,9 @@ from .core import DermxaiError
 from .vocab import CRITERIA, EVIDENCE, MASKS, SEVEN_POINT_RULE, TASK_CRITERION, group_label
 
 # %% auto #0
-__all__ = ['LOCALISATION_METRICS', 'truth_masks', 'pointing_game', 'relevance_mass_accuracy', 'relevance_rank_accuracy',
-           'top_k_intersection', 'localisation_scores', 'localisation_table', 'localisation_figure']
+__all__ = ['LOCALISATION_METRICS', 'BASELINES', 'truth_masks', 'constant_map', 'pointing_game', 'relevance_mass_accuracy',
+           'relevance_rank_accuracy', 'top_k_intersection', 'baseline_maps', 'localisation_scores',
+           'localisation_table', 'localisation_figure']
 
 # %% ../nbs/30a_localisation.ipynb #b9614ac9
 def _criteria_masks(row, scoring:bool) -> list[str]:
@@ -55,81 +57,126 @@ def truth_masks(source, cases, truth:str='auto', head:str|None=None, targets=Non
 # %% ../nbs/30a_localisation.ipynb #0c0f8c51
 LOCALISATION_METRICS = ['pointing_game', 'relevance_mass_accuracy', 'relevance_rank_accuracy', 'top_k_intersection']
 
+def constant_map(a:np.ndarray, rtol:float=1e-6) -> bool:
+    "Whether a map says nothing: not finite, or its values all equal up to `rtol` of its largest magnitude (an all-zero Grad-CAM; a 1 x 1 map drawn bilinearly, equal but for rounding)."
+    a = np.asarray(a, np.float64)
+    return not np.isfinite(a).all() or bool(a.max() - a.min() <= rtol * np.abs(a).max())
+
+def _undefined(a, s) -> bool: return not s.any() or constant_map(a)
+
 def pointing_game(a:np.ndarray, s:np.ndarray) -> float:
-    "1.0 if a maximum of `a` lies inside the mask `s`, else 0.0 (NaN for an empty mask)."
-    s = s.astype(bool).ravel()
-    if not s.any(): return np.nan
-    a = a.ravel()
-    return float(s[a == a.max()].any())
+    "The share of the map's maxima inside the mask `s` (1 or 0 without ties); NaN for an empty mask or a constant map."
+    s = np.asarray(s, bool).ravel()
+    if _undefined(a, s): return np.nan
+    a = np.asarray(a).ravel()
+    return float(s[a == a.max()].mean())
 
 def relevance_mass_accuracy(a:np.ndarray, s:np.ndarray) -> float:
-    "Share of the positive attribution mass inside `s` (NaN for an empty mask or no positive mass)."
-    s = s.astype(bool)
-    if not s.any(): return np.nan
+    "Share of the positive attribution mass inside `s` (negative attributions count as none); NaN for an empty mask, a constant map or no positive mass."
+    s = np.asarray(s, bool)
+    if _undefined(a, s): return np.nan
     a = np.maximum(a, 0)
     total = a.sum()
     return float(a[s].sum() / total) if total > 0 else np.nan
 
+def _top_share(a:np.ndarray, s:np.ndarray, k:int) -> float:
+    "Expected share of the `k` highest-attributed pixels inside `s`, ties at the k-th value broken at random (averaged)."
+    a, s = np.asarray(a).ravel(), np.asarray(s, bool).ravel()
+    v = np.partition(a, a.size - k)[a.size - k]                          # the k-th largest value
+    above, tied = a > v, a == v
+    return float((s[above].sum() + (k - above.sum()) * s[tied].mean()) / k)
+
 def relevance_rank_accuracy(a:np.ndarray, s:np.ndarray) -> float:
-    "Share of the |s| highest-attributed pixels that lie inside `s`."
-    s = s.astype(bool).ravel()
-    k = int(s.sum())
-    if k == 0: return np.nan
-    top = np.argsort(a.ravel(), kind='stable')[-k:]
-    return float(s[top].sum() / k)
+    "Share of the |s| highest-attributed pixels inside `s` (ties averaged); NaN for an empty mask or a constant map."
+    s = np.asarray(s, bool)
+    if _undefined(a, s): return np.nan
+    return _top_share(a, s, int(s.sum()))
 
 def top_k_intersection(a:np.ndarray, s:np.ndarray, k:int|None=None) -> float:
-    "Share of the `k` highest-attributed pixels inside `s` (default k: 2 % of the pixels, Quantus's 1000 of 224²)."
-    s = s.astype(bool).ravel()
-    if not s.any(): return np.nan
-    k = k or max(1, round(1000 / 224**2 * s.size))
-    top = np.argsort(a.ravel(), kind='stable')[-k:]
-    return float(s[top].sum() / k)
+    "Share of the `k` highest-attributed pixels inside `s` (default k: 2 % of the pixels, Quantus's 1000 of 224²; ties averaged)."
+    s = np.asarray(s, bool)
+    if _undefined(a, s): return np.nan
+    return _top_share(a, s, int(k or max(1, round(1000 / 224**2 * s.size))))
 
 # %% ../nbs/30a_localisation.ipynb #c09cfbd0
-def localisation_scores(attr:xr.DataArray, truth:np.ndarray, k:int|None=None, random_baseline:bool=True,
-                        seed:int=0) -> xr.DataArray:
-    "Scores (case, method, metric) of explanations `attr` (case, method, y, x) against masks `truth` (case, y, x)."
+BASELINES = ('random', 'centre')   # maps that know nothing of the case: the chance level and the prior "lesions sit in the middle"
+
+def baseline_maps(n:int, shape, seed:int=0) -> dict[str, np.ndarray]:
+    "The baseline maps (n, H, W): uniform noise (seeded), and a centred Gaussian (sigma a quarter of the image)."
+    H, W = shape
+    yy, xx = np.mgrid[:H, :W]
+    centre = np.exp(-(((yy - (H - 1) / 2) / (H / 4)) ** 2 + ((xx - (W - 1) / 2) / (W / 4)) ** 2) / 2).astype(np.float32)
+    return {'random': np.random.default_rng(seed).random((n, H, W), dtype=np.float32), 'centre': np.broadcast_to(centre, (n, H, W))}
+
+def _method_coords(attr:xr.DataArray, extra:int) -> dict:
+    "The maps' method coordinates (layer, grid, resolved, aligned), extended for `extra` baseline maps."
+    H, W = attr.sizes['y'], attr.sizes['x']
+    fill = {'technique': None, 'layer': '', 'grid': f'{H}x{W}', 'resolved': True, 'aligned': True}
+    out = {}
+    for k, v in fill.items():
+        have = list(attr[k].values) if k in attr.coords else [fill[k] if k != 'technique' else m for m in attr.method.values]
+        out[k] = ('method', have + ([v] * extra if k != 'technique' else list(BASELINES)[:extra]))
+    return out
+
+def localisation_scores(attr:xr.DataArray, truth:np.ndarray, k:int|None=None, baselines:bool=True, seed:int=0) -> xr.DataArray:
+    """Scores (case, method, metric) of explanations `attr` (case, method, y, x) against masks `truth` (case, y, x), with
+    the `random` and `centre` baselines; `constant` (case, method) marks the maps that score NaN for saying nothing."""
     truth = np.asarray(truth, bool)
     if truth.shape != (attr.sizes['case'], attr.sizes['y'], attr.sizes['x']):
         raise DermxaiError(f'truth masks {truth.shape} do not fit explanations {tuple(attr.shape)}')
     maps, methods = attr.values, list(attr.method.values)
-    if random_baseline:
-        rnd = np.random.default_rng(seed).random((maps.shape[0], 1, *maps.shape[2:]), dtype=np.float32)
-        maps, methods = np.concatenate([maps, rnd], 1), methods + ['random']
+    if baselines:
+        base = baseline_maps(len(maps), maps.shape[2:], seed)
+        maps, methods = np.concatenate([maps, *(b[:, None] for b in base.values())], 1), methods + list(base)
     fns = {'pointing_game': pointing_game, 'relevance_mass_accuracy': relevance_mass_accuracy,
            'relevance_rank_accuracy': relevance_rank_accuracy, 'top_k_intersection': lambda a, s: top_k_intersection(a, s, k)}
     out = np.array([[[fns[m](maps[i, j], truth[i]) for m in LOCALISATION_METRICS] for j in range(len(methods))]
                     for i in range(len(maps))], float).reshape(len(maps), len(methods), len(LOCALISATION_METRICS))
+    constant = np.array([[constant_map(maps[i, j]) for j in range(len(methods))] for i in range(len(maps))], bool).reshape(len(maps), len(methods))
     return xr.DataArray(out, dims=('case', 'method', 'metric'), name='score',
                         coords={'case': attr.case.values, 'method': methods, 'metric': LOCALISATION_METRICS,
-                                'truth_fraction': ('case', truth.mean((1, 2)))})
+                                'truth_fraction': ('case', truth.mean((1, 2))), 'constant': (('case', 'method'), constant),
+                                **_method_coords(attr, len(methods) - attr.sizes['method'])})
+
+# %% ../nbs/30a_localisation.ipynb #e4a1b2c3
+def _interval(v:np.ndarray) -> tuple[float, float, float, float]:
+    "Mean, standard error and the 95 % interval (Student's t, clipped to the metrics' range [0, 1]) of the finite values of `v`."
+    v = v[np.isfinite(v)]
+    if not len(v): return (np.nan,) * 4
+    m = float(v.mean())
+    if len(v) < 2: return m, np.nan, np.nan, np.nan
+    se = float(v.std(ddof=1) / np.sqrt(len(v)))
+    h = float(scipy.stats.t.ppf(0.975, len(v) - 1)) * se
+    return m, se, max(0.0, m - h), min(1.0, m + h)
 
 def localisation_table(scores:dict|xr.DataArray) -> pd.DataFrame:
-    "Mean score and its standard error per model x method x metric, from {model: scores} (or one model's scores)."
+    """Per model x method: each metric's mean, standard error and 95 % interval over the cases it is defined on, the
+    map's layer, grid and whether it resolves and is aligned, the cases scored and the constant maps left out."""
     scores = scores if isinstance(scores, dict) else {'model': scores}
     rows = []
     for model, sc in scores.items():
         for method in sc.method.values:
-            row = {'model': model, 'method': str(method)}
+            one = sc.sel({'method': method})
+            row = {'model': model, 'method': str(method),
+                   **{k: one[k].item() for k in ('layer', 'grid', 'resolved', 'aligned') if k in one.coords}}
             for metric in sc.metric.values:
-                v = sc.sel({'method': method, 'metric': metric}).values
-                v = v[~np.isnan(v)]
-                row[metric] = v.mean() if len(v) else np.nan
-                row[f'{metric}_se'] = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
-            row['cases'] = int((~np.isnan(sc.sel({'method': method, 'metric': 'relevance_rank_accuracy'}).values)).sum())
+                m, se, lo, hi = _interval(one.sel({'metric': metric}).values)
+                row.update({metric: m, f'{metric}_se': se, f'{metric}_lo': lo, f'{metric}_hi': hi})
+            row['cases'] = int(np.isfinite(one.sel({'metric': 'relevance_rank_accuracy'}).values).sum())
+            row['constant_maps'] = int(one.constant.values.sum()) if 'constant' in one.coords else 0
             rows.append(row)
     return pd.DataFrame(rows).set_index(['model', 'method'])
 
+# %% ../nbs/30a_localisation.ipynb #f5b2c3d4
 def localisation_figure(table:pd.DataFrame, title:str='Localisation on SynthDerm evidence'):
-    "A plotly figure: one panel per metric, a bar per method (grouped by model) with standard errors."
+    "A plotly figure: one panel per metric, a bar per method (grouped by model) with its 95 % interval."
     fig = make_subplots(rows=1, cols=len(LOCALISATION_METRICS), subplot_titles=[m.replace('_', ' ') for m in LOCALISATION_METRICS])
     models = list(dict.fromkeys(table.index.get_level_values('model')))
     for k, metric in enumerate(LOCALISATION_METRICS):
         for j, model in enumerate(models):
             sub = table.loc[model]
             fig.add_trace(go.Bar(x=list(sub.index), y=sub[metric], name=model, legendgroup=model, showlegend=k == 0,
-                                 error_y=dict(type='data', array=sub[f'{metric}_se'].fillna(0)),
+                                 error_y=dict(type='data', array=(sub[f'{metric}_hi'] - sub[metric]).fillna(0)),
                                  marker_color=['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd'][j % 5]),
                           row=1, col=k + 1)
         fig.update_yaxes(range=[0, 1], row=1, col=k + 1)

@@ -73,7 +73,7 @@ class ARLClassifier(ResNetClassifier):
                             coords={'block': list(blocks)}, name='scale_gate')
 
     def attention_maps(self, x:torch.Tensor, size=None) -> dict[str, torch.Tensor]:
-        "N(F(x)) of every block reduced over channels and upsampled (bilinear) to `size` (default: the input's): name -> (N, H, W)."
+        "N(F(x)) of every block reduced over channels and upsampled (bilinear) to `size` (default: the input's; False: the block's own grid): name -> (N, H, W)."
         blocks = self.arl_blocks()
         for b in blocks.values(): b.keep_attention = True
         try: self(x)
@@ -86,7 +86,7 @@ class ARLClassifier(ResNetClassifier):
                 if b.attention == 'channel': m = n.amax(1)           # a channel softmax averages to 1/C everywhere
                 elif b.attention == 'spatial': m = n.mean(1) * n.shape[-2] * n.shape[-1]   # 1 = uniform over space
                 else: m = n.mean(1)
-                maps[name] = F.interpolate(m[:, None], size=tuple(size or x.shape[-2:]), mode='bilinear', align_corners=False)[:, 0]
+                maps[name] = m if size is False else F.interpolate(m[:, None], size=tuple(size or x.shape[-2:]), mode='bilinear', align_corners=False)[:, 0]
         return maps
 
 # %% ../nbs/11_models_arl.ipynb #36bd1a8e
@@ -133,6 +133,8 @@ class ARLSystem(ResNetSystem):
 
     def paper_table(self, run_dir) -> pd.DataFrame: return arl_table([run_dir])
 
-    def native_maps(self, model, images):
-        "N(F(x)) of every ARL block by block name, (N, H, W) at the input's size: channel mean (x h*w for the spatial softmax; max for the channel softmax)."
-        with torch.no_grad(): return model.attention_maps(images)
+    def native_maps(self, model, images, upsample=True):
+        "N(F(x)) of every ARL block by block name, (N, H, W) at the input's size (or the block's grid): channel mean (x h*w for the spatial softmax; max for the channel softmax)."
+        with torch.no_grad(): return model.attention_maps(images, None if upsample else False)
+
+    def native_layers(self, model): return {name: f'net.{name}' for name in model.arl_blocks()}

@@ -99,13 +99,19 @@ class AttnMelNet(nn.Module):
 
     def cam_layer(self) -> nn.Module: return self.features[43]   # its output is pool-5
 
+    @property
+    def feature_info(self) -> list[dict]:
+        "The layers CAM can read, timm's way: pool-3, pool-4, conv5_3 (after its ReLU) and pool-5, with their strides."
+        return [{'module': f'features.{i}', 'reduction': r} for i, r in ((23, 8), (33, 16), (42, 16), (43, 32))]
+
     def forward(self, x) -> dict[str, torch.Tensor]:
         maps, att = self._forward_maps(x)
         return {'diagnosis': self.classifier(torch.cat([m.mean((2, 3)) for m in maps], 1)), **att}
 
     def attention_maps(self, x, size=None) -> dict[str, torch.Tensor]:
-        "A3 and A4 upsampled bilinearly to `size` (default: the input's): name -> (N, H, W); {} without attention."
+        "A3 and A4 upsampled bilinearly to `size` (default: the input's; False: their own grids): name -> (N, H, W); {} without attention."
         att = self._forward_maps(x)[1]
+        if size is False: return {k: a[:, 0] for k, a in att.items()}
         return {k: F.interpolate(a, size=tuple(size or x.shape[-2:]), mode='bilinear', align_corners=False)[:, 0]
                 for k, a in att.items()}
 
@@ -207,6 +213,8 @@ class AttnMelSystem(System):
 
     def paper_table(self, run_dir) -> pd.DataFrame: return attnmel_table([run_dir])
 
-    def native_maps(self, model, images):
-        "AttnMel-CNN's attention maps A3 (pool-3) and A4 (pool-4), (N, H, W) at the input's size; none for the baselines."
-        with torch.no_grad(): return model.attention_maps(images)
+    def native_maps(self, model, images, upsample=True):
+        "AttnMel-CNN's attention maps A3 (pool-3) and A4 (pool-4), (N, H, W) at the input's size (or their grids); none for the baselines."
+        with torch.no_grad(): return model.attention_maps(images, None if upsample else False)
+
+    def native_layers(self, model): return {'A3': 'features.23', 'A4': 'features.33'}

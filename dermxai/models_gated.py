@@ -100,6 +100,11 @@ class GatedMTLNet(nn.Module):
                                           for t, c in self.tasks.items()})
 
     @property
+    def feature_info(self) -> list[dict]:
+        "The layers CAM can read, timm's way: the four gated blocks and `final`, with their strides (valid convolutions: measured offsets)."
+        return [*({'module': f'gates.{b}', 'reduction': 2 ** (b + 2)} for b in range(len(self.gates))), {'module': 'final', 'reduction': 2 ** (len(self.gates) + 1)}]
+
+    @property
     def block_names(self) -> list[str]: return [f'gate{b + 1}' for b in range(len(self.gates))]
 
     def features(self, x:torch.Tensor) -> torch.Tensor:
@@ -270,7 +275,7 @@ class GatedMTL(System):
     def heads(self, cfg): return self.tasks(cfg)
     def head_logits(self, outputs, head): return outputs[head]
     def cam_layer(self, model, head=None): return model.final
-    def native_maps(self, model, images):
+    def native_maps(self, model, images, upsample=True):
         "None: the gates weigh channels, not positions (their explanation is `sharing_fraction`)."
         return {}
 

@@ -62,6 +62,11 @@ class LesionLocationNet(nn.Module):
     def classifier(self, head:str) -> nn.Linear: return getattr(self, head)
     def cam_layer(self) -> nn.Module: return self.trunk.layer4
 
+    @property
+    def feature_info(self) -> list[dict]:
+        "The four stages of the trunk CAM can read, timm's way: module path and stride ('reduction')."
+        return [{'module': f'trunk.layer{k}', 'reduction': 2 ** (k + 1)} for k in range(1, 5)]
+
     def forward(self, x:torch.Tensor) -> dict:
         f = self.pooled(x)
         return {h: self.classifier(h)(f) for h in self.head_names}
@@ -239,7 +244,7 @@ class LesionLocationMTL(System):
         return {h: list(o[f'{h}_classes']) for h in self.head_list(cfg)}
     def head_logits(self, outputs, head): return outputs[head]
     def cam_layer(self, model, head=None): return model.trunk.layer4
-    def native_maps(self, model, images):
+    def native_maps(self, model, images, upsample=True):
         "None: a plain ResNet has no attention of its own (its explanation is the CAM of each head, `cam_per_head`)."
         return {}
 

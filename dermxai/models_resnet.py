@@ -43,6 +43,11 @@ class ResNetClassifier(nn.Module):
 
     def cam_layer(self) -> nn.Module: return self.net.layer4
 
+    @property
+    def feature_info(self) -> list[dict]:
+        "The four stages CAM can read, timm's way: module path and stride ('reduction')."
+        return [{'module': f'net.layer{k}', 'reduction': 2 ** (k + 1)} for k in range(1, 5)]
+
     def forward(self, x):
         if x.ndim == 5: return average_crops(self(x.flatten(0, 1)).unflatten(0, x.shape[:2]))
         return self.net.fc(torch.flatten(self.net.avgpool(self.features(x)), 1))

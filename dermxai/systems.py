@@ -20,6 +20,7 @@ from .core import Config, DataError, DermxaiError, TrainConfig, load_json, optio
 from .datasets import (CLASSIFICATION_TASKS, ClassificationDataset, ClassWeightedSampler, LesionLocationDataset,
                               SegmentationDataset, SevenPointDataset)
 from .losses import ClassificationMetrics, Metric, SegmentationMetrics, focal_loss
+from .receptive import module_path
 from .sources import CaseSource, UnknownNameError
 from .trainer import Trainer
 
@@ -340,8 +341,22 @@ def cam_layer(self:System, model:nn.Module, head:str|None=None) -> nn.Module:
     raise NotImplementedError(f'{self.name}: cam_layer() is not defined')
 
 @patch
-def native_maps(self:System, model:nn.Module, images:torch.Tensor) -> dict[str, torch.Tensor]:
-    "The model's own attention maps, name -> (N, h, w) (AttnMel's A3/A4, ARL's N(F(x)) per block); none by default."
+def explainable_layers(self:System, model:nn.Module, head:str|None=None) -> dict[str, int|None]:
+    """The layers CAM and Grad-CAM may read for `head`, shallow to deep, as module path -> nominal stride: the model's
+    `feature_info` (timm's convention: dicts with 'module' and 'reduction'), else its `cam_layer` alone."""
+    info = getattr(model, 'feature_info', None)
+    if info: return {d['module']: d['reduction'] for d in info}
+    return {module_path(model, self.cam_layer(model, head)): None}
+
+@patch
+def native_maps(self:System, model:nn.Module, images:torch.Tensor, upsample:bool=True) -> dict[str, torch.Tensor]:
+    """The model's own attention maps, name -> (N, H, W) at the input's size, or at their own grid without `upsample`
+    (AttnMel's A3/A4, ARL's N(F(x)) per block); none by default."""
+    return {}
+
+@patch
+def native_layers(self:System, model:nn.Module) -> dict[str, str]:
+    "Native map name -> the module path whose grid it is on (where explanations draw its cells); none by default."
     return {}
 
 @patch

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .core import DataError, DermxaiError, get_device, load_json, save_json
+from .core import DataError, DermxaiError, atomic_path, get_device, load_json, save_json
+from .evidence import evidence_scores
 from .explain import QUICK_METHODS, explain_run, save_explanations
 from .models import get_system
 from .report import tour_report
@@ -48,6 +49,15 @@ def _tour_explanations(run_dir:Path, fresh:bool, progress:bool) -> str:
     if path.exists() and not fresh: return str(path)
     try: save_explanations(explain_run(run_dir, n=16, methods=QUICK_METHODS, progress=progress), path)
     except (DermxaiError, NotImplementedError) as e: return f'not explained: {e}'
+    return str(path)
+
+def _tour_evidence(run_dir:Path, fresh:bool, n:int) -> str:
+    "Score the run's maps against SynthDerm's evidence (RUN/evidence.csv, the report's evidence view); why not otherwise."
+    path = run_dir/'evidence.csv'
+    if path.exists() and not fresh: return str(path)
+    try: table, _ = evidence_scores(run_dir, n=n)
+    except (DermxaiError, NotImplementedError) as e: return f'not scored: {e}'
+    with atomic_path(path, suffix='.csv') as tmp: table.to_csv(tmp, index=False)
     return str(path)
 
 def _tour_data(out:Path, profile:str, seed:int, fresh:bool, progress:bool) -> tuple[Path, bool]:
@@ -92,7 +102,8 @@ def run_tour(out:str|Path='tour', profile:str|None=None, fresh:bool=False, progr
         metrics = load_json(done) if reuse else fit(system, cfg, run_dir, resume=run_dir.exists(), progress=progress)
         save_json(run_dir/'tour.json', key)
         summary['runs'][name] = {'system': sys_name, 'dir': str(run_dir), 'seconds': time.perf_counter() - t, 'reused': reuse,
-                                 **metrics, 'explanations': _tour_explanations(run_dir, not reuse, progress)}
+                                 **metrics, 'explanations': _tour_explanations(run_dir, not reuse, progress),
+                                 'evidence': _tour_evidence(run_dir, not reuse, 12 if profile == 'smoke' else 48)}
     summary['seconds'] = time.perf_counter() - t0
     save_json(out/'summary.json', summary)
     if report:

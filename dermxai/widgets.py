@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from .core import DataError, DermxaiError
 from .correlation import correlation_from_labels
 from .explain import QUICK_METHODS
-from .localisation import LOCALISATION_METRICS, localisation_scores
+from .localisation import LOCALISATION_METRICS, localisation_scores, pointing_game
 from .runs import correlation_inputs, overlay_inputs, scale_gates, sharing_fractions
 
 # %% auto #0
@@ -251,7 +251,7 @@ def case_scores(self:AttentionOverlay) -> dict:
     if self.truth is None: return {}
     a, s = self.current(), self.truth[self.case.value]
     one = xr.DataArray(a[None, None], dims=('case', 'method', 'y', 'x'), coords={'case': [0], 'method': ['m']})
-    return dict(zip(self.metrics, localisation_scores(one, s[None], random_baseline=False).values[0, 0]))
+    return dict(zip(self.metrics, localisation_scores(one, s[None], baselines=False).values[0, 0]))
 
 @patch
 def _scores_html(self:AttentionOverlay):
@@ -305,7 +305,7 @@ def update(self:AttentionOverlay):
 
 # %% ../nbs/40_widgets.ipynb #e5ae53bc
 @patch
-def grid_maps(self:AttentionOverlay, native_layers:int=2, skip=('saliency', 'ig', 'occlusion')) -> list[tuple]:
+def grid_maps(self:AttentionOverlay, native_layers:int=2, skip=('ig', 'occlusion')) -> list[tuple]:
     "(model, head, method, layer) of the grid's columns: each model's maps but `skip`, its last `native_layers` native maps."
     cols = []
     for (m, h), da in self.explanations.items():
@@ -316,9 +316,17 @@ def grid_maps(self:AttentionOverlay, native_layers:int=2, skip=('saliency', 'ig'
 
 @patch
 def grid_figure(self:AttentionOverlay, n:int=4, maps=None, opacity:float=0.5, cell:int=110) -> go.Figure:
-    "A static grid for pages and papers: `n` cases (rows) x maps (columns, default `grid_maps()`), each map over its image with the evidence outline."
+    """A static grid for pages and papers: `n` cases (rows) x maps (columns, default `grid_maps()`), each map over its
+    image with the evidence outline and, when the evidence is known, the map's pointing game on it (1: its maximum lies
+    on the evidence; a share when tied; '–' for a constant map or no evidence)."""
     cols, rows = maps or self.grid_maps(), list(range(min(n, len(self.cases))))
-    titles = [f'{m}{"" if h == "diagnosis" else " · " + h}<br>{t}{" " + l if t == "native" else ""}' for m, h, t, l in cols]
+    cell = min(cell, max(60, (1240 - 120) // max(1, len(cols))))   # panels shrink so the grid fits a 1280 px page
+    def grid(m, h, t, l):   # a layer map's grid, marked when too coarse to localise (older files have no grid)
+        da = self.explanations[(m, h)]
+        k = [i for i, tl in enumerate(zip(da.technique.values, da.layer.values)) if (str(tl[0]), str(tl[1])) == (t, l)][0]
+        if 'grid' not in da.coords or t in ('saliency', 'ig', 'occlusion'): return ''
+        return f'<br>{da.grid.values[k]}' + ('' if bool(da.resolved.values[k]) else ' unresolved')
+    titles = [f'{m}{"" if h == "diagnosis" else " · " + h}<br>{t}{" " + l if t == "native" else ""}{grid(m, h, t, l)}' for m, h, t, l in cols]
     fig = make_subplots(len(rows), len(cols), column_titles=titles, horizontal_spacing=0.005, vertical_spacing=0.01,
                         row_titles=[f'#{self.cases[r]} {self.diagnosis[r]}' for r in rows])
     for r in rows:
@@ -328,10 +336,14 @@ def grid_figure(self:AttentionOverlay, n:int=4, maps=None, opacity:float=0.5, ce
             k = [i for i, tl in enumerate(zip(da.technique.values, da.layer.values)) if (str(tl[0]), str(tl[1])) == (t, l)][0]
             fig.add_trace(go.Image(source=png_uri(blend(self.images[r], da.values[r, k], opacity)), hoverinfo='skip'), r + 1, j + 1)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', line=dict(color='#00ff66', width=1), hoverinfo='skip'), r + 1, j + 1)
+            if self.truth is not None:
+                pg = pointing_game(da.values[r, k], self.truth[r])
+                fig.add_annotation(text=f'PG {pg:.2f}' if np.isfinite(pg) else 'PG –', x=1, y=1, xanchor='left', yanchor='top',
+                                   showarrow=False, font=dict(size=9, color='white'), bgcolor='rgba(0,0,0,0.55)', row=r + 1, col=j + 1)
     fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=10)
     fig.update_layout(width=cell * len(cols) + 120, height=cell * len(rows) + 90, showlegend=False,
-                      margin=dict(t=75, l=10, r=100, b=10), title=dict(text='maps over the evidence outline (green)', font=dict(size=12), y=0.995, yanchor='top'))
+                      margin=dict(t=75, l=10, r=100, b=10), title=dict(text='maps over the evidence outline (green); PG: pointing game on it', font=dict(size=12), y=0.995, yanchor='top'))
     return fig
 
 # %% ../nbs/40_widgets.ipynb #b4268e5b

@@ -1,64 +1,68 @@
-"""Which explanation method finds the evidence? ResNet-14 on SynthDerm, scored against the planted evidence masks.
+"""Do the maps show the evidence? Every classifier and multi-task head of the tour, scored against SynthDerm's planted
+evidence, at every explainable layer, aligned and bilinear, beside a random map and a centre prior; 3 seeds.
 
-Trains resnet14 (quick profile: 600 SynthDerm cases at 64 px, 3 epochs, seed 0) unless the run exists, explains the
-melanoma class on every test case whose 7-point checklist evidence is not empty, and scores CAM, Grad-CAM, Integrated
-Gradients, Occlusion and Saliency (and a random map, the chance level) with the four localisation metrics. Writes
-experiments/results/localisation_resnet14.{csv,json} and the explanations as NetCDF beside the run.
+Trains the tour's quick runs resnet14, arl14, attnmel, gated and location (SynthDerm quick: 600 cases at 64 px; the
+tour's per-run settings) for each seed unless they exist, then `dermxai.evidence.evidence_scores(layers='all')` on every
+test case with evidence (each head explained for its true class: MEL on the melanomas). Writes
+experiments/results/localisation.{csv,json}.
 
-    python experiments/localisation.py [--run DIR] [--seed 0] [--epochs 3]
+    python experiments/localisation.py [--seeds 0 1 2] [--runs resnet14 arl14 attnmel gated location] [--n N]
 """
-import argparse, json, time
+import argparse, time
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
-from dermxai.core import save_json, atomic_path
-from dermxai.explain import explain_run, get_method, run_cases, save_explanations
-from dermxai.localisation import localisation_scores, localisation_table, truth_masks
+from dermxai.core import atomic_path, save_json
+from dermxai.evidence import evidence_scores
 from dermxai.models import get_system
-from dermxai.train import fit, load_run
+from dermxai.sources import SynthSource
+from dermxai.synth import save_synth, synthderm
+from dermxai.tour import TOUR, TOUR_DATA
+from dermxai.train import fit
 
 ROOT = Path(__file__).resolve().parent
+COLUMNS = {'relevance_mass_accuracy': 'relevance_mass', 'relevance_rank_accuracy': 'rank_accuracy', 'top_k_intersection': 'top_k'}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--run', default=str(ROOT/'results'/'tmp'/'resnet14-loc'))
-    ap.add_argument('--seed', type=int, default=0); ap.add_argument('--epochs', type=int, default=3)
-    ap.add_argument('--ig-steps', type=int, default=32)
-    ap.add_argument('--n-cases', type=int, default=48, help='test cases with checklist evidence to explain')
-    ap.add_argument('--occlusion-stride', type=int, default=8, help='occlusion stride in pixels (window: size / 8)')
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--runs', nargs='+', default=['resnet14', 'arl14', 'attnmel', 'gated', 'location'])
+    ap.add_argument('--n', type=int, default=None, help='test cases with evidence to explain (default: all)')
+    ap.add_argument('--work', default=str(ROOT/'results'/'tmp'/'localisation'))
     a = ap.parse_args(argv)
-    run_dir = Path(a.run)
-    t0 = time.perf_counter()
-    if not (run_dir/'metrics.json').exists():
-        cfg = get_system('resnet14').config('quick', seed=a.seed, epochs=a.epochs)
-        fit('resnet14', cfg, run_dir, resume=run_dir.exists(), progress=True)
-    t_train = time.perf_counter() - t0
-    run = load_run(run_dir, device='cpu')
-    src = run.source()
-    cases = run_cases(src, 'test', n=a.n_cases, truth='checklist')
-    t1 = time.perf_counter()
-    methods = ['cam', 'gradcam', get_method('ig', steps=a.ig_steps), get_method('occlusion', stride=a.occlusion_stride), 'saliency']
-    attr = explain_run(run, cases=cases, target='MEL', methods=methods, device='cpu', source=src, progress=True)
-    t_explain = time.perf_counter() - t1
-    save_explanations(attr, run_dir/'explanations.nc')
-    truth = truth_masks(src, cases, head='diagnosis', targets=attr.target.values, size=run.cfg.size)
-    scores = localisation_scores(attr, truth, seed=a.seed)
-    table = localisation_table({'resnet14': scores})
-    out = ROOT/'results'
-    with atomic_path(out/'localisation_resnet14.csv', suffix='.csv') as tmp: table.to_csv(tmp)
-    mel = np.asarray([src.labels.diagnosis[int(i)] == 'MEL' for i in cases])
-    save_json(out/'localisation_resnet14.json', {
-        'command': 'python experiments/localisation.py', 'seed': a.seed, 'epochs': a.epochs, 'ig_steps': a.ig_steps, 'occlusion_stride': a.occlusion_stride,
-        'run': str(run_dir), 'test_metrics': run.metrics['test'] if run.metrics else None,
-        'cases': len(cases), 'cases_melanoma': int(mel.sum()), 'mean_truth_fraction': float(truth.mean()),
-        'seconds': {'train': t_train, 'explain': t_explain, 'per_method': json.loads(attr.attrs['seconds_per_method'])},
-        'table': json.loads(table.reset_index().to_json(orient='records'))})
-    print(table.round(3).to_string())
-    print(f'test AUC {run.metrics["test"].get("auc") if run.metrics else None}; {len(cases)} cases; '
-          f'mean evidence share of the image {truth.mean():.3f}')
+    tables, seconds = [], {}
+    for name in a.runs:            # each system over its seeds, the table written after every run (a long job can stop)
+        for seed in a.seeds:
+            work = Path(a.work)/f'seed{seed}'
+            data = work/'synthderm.nc'
+            if not data.exists(): save_synth(synthderm(**TOUR_DATA['quick'], seed=seed, progress=False), data)
+            source = SynthSource.load(data)
+            sys_name, overrides = TOUR[name]
+            run_dir, t0 = work/name, time.perf_counter()
+            if not (run_dir/'metrics.json').exists():
+                cfg = get_system(sys_name).config('quick', **{'data': str(data), 'seed': seed, 'n': len(source),
+                                                              'size': source.size, **overrides.get('quick', {})})
+                fit(sys_name, cfg, run_dir, resume=run_dir.exists(), progress=False)
+            t1 = time.perf_counter()
+            table, _ = evidence_scores(run_dir, n=a.n, layers='all', seed=seed, device='cpu', source=source)
+            seconds[f'{name}/seed{seed}'] = {'train': t1 - t0, 'explain_and_score': time.perf_counter() - t1}
+            tables.append(table)
+            write(tables, seconds, a)
+            print(f'seed {seed} {name}: {seconds[f"{name}/seed{seed}"]}', flush=True)
 
+
+def write(tables, seconds, a):
+    "experiments/results/localisation.{csv,json} from the runs scored so far."
+    df = pd.concat(tables, ignore_index=True).rename(columns=COLUMNS)
+    keep = ['system', 'head', 'method', 'layer', 'grid', 'aligned', 'resolved', 'pointing_game', 'relevance_mass',
+            'rank_accuracy', 'top_k', 'constant_maps', 'cases', 'seed']
+    out = ROOT/'results'
+    with atomic_path(out/'localisation.csv', suffix='.csv') as tmp: df[keep].to_csv(tmp, index=False)
+    save_json(out/'localisation.json', {'command': 'python experiments/localisation.py', 'seeds': a.seeds, 'runs': a.runs,
+                                        'cases': a.n or 'all', 'done': sorted(seconds), 'seconds': seconds,
+                                        'rows': df[keep].to_dict(orient='records')})
 
 if __name__ == '__main__':
     main()

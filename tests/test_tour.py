@@ -1,6 +1,6 @@
 """`dermxai tour` end to end (smoke profile: every system, two training steps each): the run directories, summary.json,
 the re-run that reuses finished runs, and report.html opened in headless Chromium with every view drawn."""
-import json, os, time
+import json, re, os, time
 
 import pytest
 
@@ -77,8 +77,11 @@ def test_report_in_chromium(tour):
             box = sec.locator('.js-plotly-plot').first.bounding_box()
             assert box and box['width'] > 200 and box['height'] > 150, (v.key, box)
             # drawn, not an empty frame: the figure has traces (heatmap cells, lines or images)
-            drawn = sec.locator('.js-plotly-plot path.js-line, .js-plotly-plot image').count()   # lines, heatmaps, images
+            drawn = sec.locator('.js-plotly-plot path.js-line, .js-plotly-plot image, .js-plotly-plot g.point path').count()   # lines, heatmaps, images, bars
             assert drawn > 0, v.key
+            if v.key == 'evidence':   # the scores are printed on the bars: numbers, not just shapes
+                labels = sec.locator('.js-plotly-plot text.bartext').all_inner_texts()
+                assert any(re.fullmatch(r'\d\.\d\d( unresolved)?', t.strip()) for t in labels), labels
             sec.screenshot(path=str(ARTIFACTS/f'report-{v.key}.png'))
         assert page.locator('section.dermxai-system').count() == len(json.loads((out/'summary.json').read_text())['runs'])
         assert page.locator('section.dermxai-system table.dermxai-table').count() >= 1
