@@ -227,7 +227,9 @@ def layer(self:Explainer, name:str|None=None, size=None) -> nn.Module:
 @patch
 def geometry(self:Explainer, layer:str|None):
     "The receptive-field geometry that aligned maps of `layer` are drawn with (None: bilinear, or a pixel map)."
-    return measure_geometry(self.model, layer) if layer and self.upsample == 'aligned' else None
+    if not layer or self.upsample != 'aligned': return None
+    net, prefix = self.system.probe_module(self.model, self.head)
+    return measure_geometry(net, layer[len(prefix):]) if prefix and layer.startswith(prefix) else measure_geometry(self.model, layer)
 
 # %% ../nbs/30_explain.ipynb #1a5b8bd8
 @patch

@@ -323,6 +323,13 @@ class TATL(System):
             return model.nets[head].cam_layer()
         return model.cam_layer()
 
+    def probe_module(self, model:nn.Module, head:str|None=None) -> tuple[nn.Module, str]:
+        "The head's own network (its receptive fields are the head's): probing it does not run the other heads' networks."
+        if isinstance(model, TATLModel):
+            head = head or next(iter(model.nets))
+            return model.nets[head], f'nets.{head}.'
+        return model, ''
+
 class _Stage(TATL):
     "One network of a TATL run as `fit` trains it: started from `init` (the union segmenter) or the encoder file."
     def __init__(self, init:dict|None=None): super().__init__('tatl'); self.init = init

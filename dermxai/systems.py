@@ -355,6 +355,13 @@ def native_maps(self:System, model:nn.Module, images:torch.Tensor, upsample:bool
     return {}
 
 @patch
+def probe_module(self:System, model:nn.Module, head:str|None=None) -> tuple[nn.Module, str]:
+    """(the network that computes `head` from the image, its path prefix in `model`): where receptive fields are
+    measured. The whole model by default; a system made of one network per head (TATL) returns that head's network, so
+    probing one head does not run the others."""
+    return model, ''
+
+@patch
 def native_layers(self:System, model:nn.Module) -> dict[str, str]:
     "Native map name -> the module path whose grid it is on (where explanations draw its cells); none by default."
     return {}
