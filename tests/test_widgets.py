@@ -27,7 +27,8 @@ def test_dermxai_explain_writes_netcdf_and_scores(run_dir):
         assert list(da.method.values) == ['cam', 'gradcam', 'ig', 'saliency'] and set(da.target.values) == {'MEL'}
         assert da.attrs['run'] == str(run_dir) and np.isfinite(da.values).all()
     table = (run_dir/'explanations.localisation.csv').read_text()
-    assert table.startswith('model,method,pointing_game') and 'random' in table
+    assert table.startswith('model,method,layer,grid,resolved,aligned,pointing_game') and 'random' in table and 'centre' in table
+    assert 'constant_maps' in table.splitlines()[0]
     bad = dermxai('explain', run_dir, '--methods', 'lime', '--n', '2', '--no-progress')
     assert bad.returncode == 2 and "'lime'" in bad.stderr
 
