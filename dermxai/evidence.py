@@ -36,7 +36,7 @@ def evidence_plan(run:Run) -> dict:
         elif head == 'lesion': plan[head] = (None, 'lesion')
     return plan
 
-def _true_classes(source, cases, head:str, classes) -> list[str]:
+def _true_classes(source, cases, head:str) -> list[str]:
     "Each case's grouped true label of criterion head `head` (for heads explained for the truth)."
     crit = TASK_CRITERION[head]
     return [group_label(head, str(source.labels.iloc[int(i)][crit])) for i in cases]
@@ -58,7 +58,7 @@ def evidence_scores(run:Run|str|Path, n:int|None=None, split:str='test', layers:
     if layers == 'all':
         names = [m for m in names if m not in ('cam', 'gradcam')] + [f'{m}:{l}' for m in ('cam', 'gradcam') if m in names for l in ex.layers()]
     images = case_images(source, cases, run.cfg.size)
-    heads = {h: (_true_classes(source, cases, h, None) if t == 'truth' else t) for h, (t, _) in plan.items()}
+    heads = {h: (_true_classes(source, cases, h) if t == 'truth' else t) for h, (t, _) in plan.items()}
     drawn = {'aligned': ex.explain(images, methods=names, cases=cases, heads=heads, progress=progress)}
     if bilinear:
         ex.upsample = 'bilinear'
