@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # the machine's pip configuration lists local mirrors that may be absent; their warnings are noise
 PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: install tour test test-nbs test-py lint check-export readme docs bench clean chromium
+.PHONY: install tour lab teach test test-nbs test-py lint check-export readme docs bench clean chromium
 
 # (re)install when the venv is missing or the package definition changed
 $(STAMP): setup.py settings.ini pyproject.toml
@@ -27,15 +27,23 @@ install: $(STAMP)
 tour: $(STAMP)
 	$(BIN)/dermxai tour --out tour
 
+# the two other ways in after a tour (the report is tour/report.html): the widgets in JupyterLab, the teaching app
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs/40_widgets.ipynb
+
+teach: $(STAMP)
+	$(BIN)/dermxai teach $(if $(wildcard tour/runs/gated/checklist.nc),--run tour/runs/gated)
+
 test: $(STAMP) check-export lint test-nbs test-py
 
-# notebooks and the generated package must agree: export into a fresh copy (never into the working tree, so a failing
+# notebooks and the generated package must agree (catalogue.json is generated from the registries and checked by
+# tests/test_cli_startup.py): export into a fresh copy (never into the working tree, so a failing
 # check cannot overwrite anything) and compare, stale modules of deleted notebooks included
 check-export: $(STAMP)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  cp -r nbs settings.ini "$$tmp"/ && mkdir "$$tmp"/dermxai && cp dermxai/__init__.py "$$tmp"/dermxai/ && \
 	  (cd "$$tmp" && $(abspath $(BIN))/nbdev_export) && \
-	  diff -r -q -x __pycache__ "$$tmp"/dermxai dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
+	  diff -r -q -x __pycache__ -x catalogue.json "$$tmp"/dermxai dermxai || { echo "dermxai/ is not what nbdev_export makes of nbs/: run nbdev_export and commit"; exit 1; }
 
 # pyflakes' correctness checks (undefined and unused names) and syntax errors on the generated package
 lint: $(STAMP)
@@ -45,10 +53,12 @@ lint: $(STAMP)
 # torch thread each (OpenMP threads that outnumber the cores spin; on a busy 2-core machine a ResNet-50 step took 8x
 # longer with two threads than with one)
 test-nbs: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  TMPDIR="$$tmp" OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 test-py: $(STAMP) chromium
-	$(BIN)/python -m pytest tests -q -ra
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  TMPDIR="$$tmp" $(BIN)/python -m pytest tests -q -ra --basetemp="$$tmp/pytest"
 
 # the browser tests drive Debian's chromium through Playwright (never `playwright install`, which downloads a browser)
 CHROMIUM := /usr/bin/chromium

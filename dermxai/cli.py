@@ -5,14 +5,64 @@
 # %% ../nbs/50_cli.ipynb #ba474a5f
 from __future__ import annotations
 
-import argparse, json, math, os, sys, traceback
+import argparse, builtins, json, math, os, sys, traceback
 from pathlib import Path
+from types import SimpleNamespace
 
-from .core import DataError, DermxaiError, TrainConfig, UsageError, range_text, strict_json
-from .vocab import SPLITS
+import dermxai
 
 # %% auto #0
-__all__ = ['teach_command', 'build_parser', 'main']
+__all__ = ['CATALOGUE', 'live_catalogue', 'write_catalogue', 'catalogue', 'teach_command', 'build_parser', 'main']
+
+# %% ../nbs/50_cli.ipynb #bd2ecf79
+CATALOGUE = Path(dermxai.__file__).parent/'catalogue.json'
+
+def _spec_facts(spec) -> dict:
+    "An `OptionSpec` as JSON: its type by name, and its range also in words, for the flag's help."
+    from dermxai.core import range_text
+    return {**vars(spec), 'type': spec.type.__name__, 'range_text': range_text(*spec.range) if spec.range else None}
+
+def live_catalogue() -> dict:
+    "What the parser needs of the registries, read from them (importing every system, and torch): names, papers, options, choices."
+    from dermxai.core import TrainConfig
+    from dermxai.data import list_formats
+    from dermxai.explain import DEFAULT_METHODS, METHODS
+    from dermxai.models import get_system, list_systems
+    from dermxai.models_tatl import TABLE2, TATL_ARCHS
+    from dermxai.sources import get_format
+    from dermxai.synth import SynthConfig
+    from dermxai.systems import option_specs
+    from dermxai.tour import TOUR, TOUR_DATA
+    from dermxai.vocab import SPLITS
+    specs = lambda config: {s.name: _spec_facts(s) for s in option_specs(config)}
+    def system(name):
+        s = get_system(name)
+        return {'doc': type(s).__doc__, 'paper': s.paper, 'task_family': s.task_family, 'profiles': list(s.profiles),
+                'fixed': s.fixed, 'options': specs(s.Options)}
+    facts = {'systems': {name: system(name) for name in list_systems()},
+             'formats': {fmt: get_format(fmt).name for fmt in list_formats()},
+             'methods': list(METHODS), 'default_methods': list(DEFAULT_METHODS), 'splits': list(SPLITS),
+             'train_config': specs(TrainConfig), 'synth_config': specs(SynthConfig),
+             'tour_runs': list(TOUR), 'tour_profiles': list(TOUR_DATA), 'tatl_variants': list(TABLE2), 'tatl_archs': list(TATL_ARCHS)}
+    return json.loads(json.dumps(facts))      # as the file holds them (a tuple as a list)
+
+def write_catalogue(path=None) -> bool:
+    "Write `live_catalogue` to `path` (default `CATALOGUE`) if it differs from what is there; True when it wrote."
+    from dermxai.core import atomic_write_text
+    path, text = Path(path or CATALOGUE), json.dumps(live_catalogue(), indent=1) + '\n'
+    if path.exists() and path.read_text() == text: return False
+    atomic_write_text(path, text)
+    return True
+
+def catalogue() -> dict:
+    "The registries' facts for the parser: `CATALOGUE`, or the registries themselves where they are loaded already, a plugin adds systems or the file is missing."
+    from importlib.metadata import entry_points
+    if 'dermxai.systems' in sys.modules or not CATALOGUE.exists() or entry_points(group='dermxai.systems'): return live_catalogue()
+    return json.loads(CATALOGUE.read_text())
+
+def _spec(facts:dict) -> SimpleNamespace:
+    "An option's facts from the catalogue, with its type and range as `OptionSpec` has them."
+    return SimpleNamespace(**{**facts, 'type': getattr(builtins, facts['type']), 'range': tuple(facts['range'] or ()) or None})
 
 # %% ../nbs/50_cli.ipynb #5cadd6e0
 def _number(kind:type, lo=None, hi=None):
@@ -22,24 +72,25 @@ def _number(kind:type, lo=None, hi=None):
         except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not {"a whole number" if kind is int else "a number"}') from None
         if kind is float and not math.isfinite(v): raise argparse.ArgumentTypeError(f'{text!r} is not a finite number')
         if (lo is not None and v < lo) or (hi is not None and v > hi):
+            from dermxai.core import range_text
             raise argparse.ArgumentTypeError(f'{text} is out of range: expected {range_text(lo, hi)}')
         return v
     parse.__name__ = kind.__name__
     return parse
 
 def _spec_type(spec):
-    "The argparse type of the values of an `OptionSpec`: numbers checked against its range."
+    "The argparse type of the values of an option (`_spec`): numbers checked against its range."
     return _number(spec.type, *(spec.range or (None, None))) if spec.type in (int, float) else spec.type
 
 def _flag(p:argparse.ArgumentParser, flag:str, spec, **kw):
-    "The flag `flag` of the config field `spec` (an `OptionSpec`): its type, range and help; stored under the field's name."
-    bounds = f' [{range_text(*spec.range)}]' if spec.range else ''
+    "The flag `flag` of the config field `spec` (`_spec`): its type, range and help; stored under the field's name."
+    bounds = f' [{spec.range_text}]' if spec.range else ''
     kw.setdefault('metavar', flag.lstrip('-').upper().replace('-', '_'))
     p.add_argument(flag, dest=spec.name, type=_spec_type(spec), help=spec.help + bounds, **kw)
 
-def _specs(config:type) -> dict:
-    from dermxai.systems import option_specs
-    return {s.name: s for s in option_specs(config)}
+def _specs(facts:dict, config:str) -> dict:
+    "The fields of `config` ('train_config', 'synth_config') in the catalogue `facts`, by name."
+    return {name: _spec(f) for name, f in facts[config].items()}
 
 def _path(kind:str):
     "An argparse type for an output path: never empty; a folder (`kind='dir'`) that is no file, a file that is no folder."
@@ -54,20 +105,20 @@ def _path(kind:str):
 
 # %% ../nbs/50_cli.ipynb #8c445860
 def _option_flag(p:argparse.ArgumentParser, spec, fixed:dict):
-    "The flag of one system option, typed from its `OptionSpec` (a bool is --x / --no-x, a list takes several values)."
+    "The flag of one system option, typed from its spec (`_spec`; a bool is --x / --no-x, a list takes several values)."
     if spec.name in fixed: return
     flag, dest = '--' + spec.name.replace('_', '-'), f'opt_{spec.name}'
     help_ = spec.help + (f' (default: {spec.default!r})' if spec.default not in (None, []) else '')
-    if spec.range: help_ += f' [{range_text(*spec.range)}]'
+    if spec.range: help_ += f' [{spec.range_text}]'
     if spec.type is bool: p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
     else: p.add_argument(flag, dest=dest, type=_spec_type(spec), choices=spec.choices, nargs='+' if spec.many else None,
                          default=None, help=help_, metavar=None if spec.choices else spec.name.upper())
 
-def _train_common(p, system):
+def _train_common(p, system:dict, facts:dict):
     p.add_argument('--data', default='synth', help="'synth' (SynthDerm), a SynthDerm .nc file, or a data-set folder")
     p.add_argument('--out', required=True, type=_path('dir'), help='run directory to write')
-    p.add_argument('--profile', default='quick', choices=list(system.profiles), help='quick: CPU-sized; full: GPU-sized')
-    spec = _specs(TrainConfig)
+    p.add_argument('--profile', default='quick', choices=system['profiles'], help='quick: CPU-sized; full: GPU-sized')
+    spec = _specs(facts, 'train_config')
     for flag, name in [('--epochs', 'epochs'), ('--size', 'size'), ('--n', 'n'), ('--seed', 'seed'), ('--batch-size', 'batch_size'),
                        ('--lr', 'lr'), ('--workers', 'num_workers'), ('--patience', 'patience'), ('--steps-per-epoch', 'steps_per_epoch')]:
         _flag(p, flag, spec[name])
@@ -82,17 +133,14 @@ def _train_common(p, system):
     p.add_argument('--no-amp', action='store_false', dest='amp', default=None, help='no mixed precision on GPU')
     p.add_argument('--no-progress', action='store_true')
 
-def _setup_train(sub):
-    from dermxai.models import get_system, list_systems
-    from dermxai.systems import option_specs
+def _setup_train(sub, facts):
     p = sub.add_parser('train', help='train a system', description='Train a system; `dermxai train SYSTEM --help` lists its options.')
     tsub = p.add_subparsers(dest='system', required=True, metavar='SYSTEM')
-    for name in list_systems():
-        system = get_system(name)
-        sp = tsub.add_parser(name, help=(type(system).__doc__ or '').strip().split('\n')[0],
-                             description=f'{type(system).__doc__ or name}\nPaper: {system.paper}')
-        _train_common(sp, system)
-        for spec in option_specs(system.Options): _option_flag(sp, spec, system.fixed)
+    for name, system in facts['systems'].items():
+        sp = tsub.add_parser(name, help=(system['doc'] or '').strip().split('\n')[0],
+                             description=f"{system['doc'] or name}\nPaper: {system['paper']}")
+        _train_common(sp, system, facts)
+        for spec in system['options'].values(): _option_flag(sp, _spec(spec), system['fixed'])
 
 def _launch_torchrun(nproc:int, argv:list) -> int:
     "Run this same command in `nproc` processes with torchrun's launcher (a standalone rendezvous on this machine)."
@@ -123,35 +171,30 @@ def _cmd_train(a):
     res = fit(system, cfg, a.out, resume=a.resume, progress=not a.no_progress)
     if distributed_env()[0] == 0: _print_json({'run': a.out, 'test': res.get('test'), 'epochs_run': res.get('epochs_run')})
 
-def _setup_evaluate(sub):
+def _setup_evaluate(sub, facts):
     p = sub.add_parser('evaluate', help='evaluate a trained run on a split of its data (default: test)')
-    p.add_argument('run'); p.add_argument('--split', default='test', choices=SPLITS)
+    p.add_argument('run'); p.add_argument('--split', default='test', choices=facts['splits'])
     p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
 
 def _cmd_evaluate(a):
     from dermxai.train import evaluate_run
     _print_json(evaluate_run(a.run, split=a.split, device=a.device, progress=not a.no_progress))
 
-def _setup_systems(sub): sub.add_parser('systems', help='list the registered systems')
+def _setup_systems(sub, facts): sub.add_parser('systems', help='list the registered systems')
 
 def _cmd_systems(a):
-    from dermxai.models import get_system, list_systems
-    for name in list_systems():
-        s = get_system(name)
-        print(f'{name:16s} {s.task_family:16s} {s.paper}')
+    for name, s in catalogue()['systems'].items(): print(f"{name:16s} {s['task_family']:16s} {s['paper']}")
 
 # %% ../nbs/50_cli.ipynb #bf851f48
-def _setup_synth(sub):
-    from dermxai.data import list_formats
+def _setup_synth(sub, facts):
     p = sub.add_parser('synth', help='render a SynthDerm data set (NetCDF + PNG gallery)',
                        description='Render SynthDerm: OUT/synthderm.nc, OUT/gallery.png, OUT/gallery_masks.png.')
-    from dermxai.synth import SynthConfig
-    spec = _specs(SynthConfig)
+    spec = _specs(facts, 'synth_config')
     _flag(p, '--n', spec['n'], default=1000); _flag(p, '--size', spec['size'], default=128)
     _flag(p, '--seed', spec['seed'], default=0); p.add_argument('--out', required=True, type=_path('dir'))
     _flag(p, '--difficulty', spec['difficulty'], default=0.3)
     p.add_argument('--workers', type=_number(int, 1, 1024), default=None, help='rendering processes (default: all cores for large sets)')
-    p.add_argument('--layout', choices=list_formats(), default=None,
+    p.add_argument('--layout', choices=list(facts['formats']), default=None,
                    help='write OUT in the layout of a real data set (JPEG images, PNG masks, its CSVs) instead of NetCDF')
     p.add_argument('--no-progress', action='store_true')
 
@@ -169,16 +212,15 @@ def _cmd_synth(a):
     gallery(ds, ncols=8, outline_masks=True, path=out/'gallery_masks.png')
     print(f'wrote {out/"synthderm.nc"} ({a.n} cases, {a.size} px), {out/"gallery.png"}, {out/"gallery_masks.png"}')
 
-def _setup_data(sub):
-    from dermxai.data import FORMATS
+def _setup_data(sub, facts):
     p = sub.add_parser('data', help='inspect a data set on disk', description='Inspect a data set on disk.')
     dsub = p.add_subparsers(dest='data_command', required=True, metavar='ACTION')
     c = dsub.add_parser('check', help='validate every file of a data set and count its labels',
-                        description=f'Open PATH ({", ".join(f.name for f in FORMATS.values())}) as unzipped, decode every '
+                        description=f'Open PATH ({", ".join(facts["formats"].values())}) as unzipped, decode every '
                                     'image and mask, print the counts per split, class, location, criterion and attribute, '
                                     'and every problem found. Exit status: 0 all cases usable; 1 some cases have problems '
                                     '(a strict loader refuses them); 2 the data cannot be used.')
-    c.add_argument('path'); c.add_argument('--format', default=None, choices=list(FORMATS), help='the layout (default: detected)')
+    c.add_argument('path'); c.add_argument('--format', default=None, choices=list(facts['formats']), help='the layout (default: detected)')
     c.add_argument('--follow-symlinks', action='store_true', help='read the files the data set links to outside its folder')
     c.add_argument('--no-progress', action='store_true')
 
@@ -189,15 +231,15 @@ def _cmd_data(a):
     return chk.status
 
 # %% ../nbs/50_cli.ipynb #0a54f4cf
-def _setup_tour(sub):
-    from dermxai.tour import TOUR, TOUR_DATA
+def _setup_tour(sub, facts):
+    tour = facts['tour_runs']
     p = sub.add_parser('tour', help='generate SynthDerm, train the five systems, explain them, write summary.json and report.html',
                        description='Generate SynthDerm, train every system of the tour, explain their test cases and write '
                                    'OUT/summary.json and OUT/report.html (one self-contained page). Finished runs are reused.')
-    p.add_argument('--out', default='tour', type=_path('dir')); p.add_argument('--profile', choices=list(TOUR_DATA), default=None,
+    p.add_argument('--out', default='tour', type=_path('dir')); p.add_argument('--profile', choices=facts['tour_profiles'], default=None,
                                                            help='default: full with a GPU, quick (15 min on 2 CPU cores) without; '
                                                                 'smoke: two steps per system, to check an installation')
-    p.add_argument('--runs', nargs='+', choices=list(TOUR), metavar='RUN', help=f'only these tour runs (default: all of {", ".join(TOUR)})')
+    p.add_argument('--runs', nargs='+', choices=tour, metavar='RUN', help=f'only these tour runs (default: all of {", ".join(tour)})')
     p.add_argument('--fresh', action='store_true', help='retrain even finished runs')
     p.add_argument('--no-progress', action='store_true')
 
@@ -220,21 +262,23 @@ def _cmd_tour(a):
         for k, v in s.get('views', {}).items():
             if not v['ok']: print(f"    view {k} not drawn: {v['reason']}")
     print(f"Open the report in a browser:  {Path(s.get('report', out/'report.html')).resolve().as_uri()}")
-    print('Explore live in JupyterLab:     .venv/bin/jupyter lab nbs/   (then 40_widgets.ipynb or tutorials/)')
+    # the notebooks find ./tour from the repository; another folder is named to them
+    env = '' if out.resolve() == Path('tour').resolve() else f'DERMXAI_TOUR={out.resolve()} '
+    print(f'Explore live in JupyterLab:     {env}make lab     (nbs/40_widgets.ipynb: Run All shows these runs)')
+    print('Teaching app (the quiz):        make teach')
 
-def _setup_tatl_ablation(sub):
-    from dermxai.models_tatl import TABLE2, TATL_ARCHS
+def _setup_tatl_ablation(sub, facts):
     p = sub.add_parser('tatl-ablation', help="TATL's Table 2 ablation: stages 3 / 2,3 / 1,3 / 1,2,3 over seeds",
                        description='Train the four stage combinations of TATL (Nguyen et al., Table 2) for each seed on one '
                                    'data set; writes OUT/ablation.nc and OUT/ablation.csv. Finished runs are reused.')
     p.add_argument('--data', default='synth', help="'synth' (one SynthDerm set, rendered into OUT/synth/), a .nc file or a folder")
     p.add_argument('--out', required=True, type=_path('dir')); p.add_argument('--profile', default='quick', choices=['quick', 'full'])
     p.add_argument('--seeds', type=_number(int), nargs='+', default=[0]); p.add_argument('--data-seed', type=_number(int), default=0)
-    p.add_argument('--variants', nargs='+', default=None, choices=list(TABLE2), help="stage combinations (default: all four)")
-    p.add_argument('--arch', choices=list(TATL_ARCHS)); p.add_argument('--encoder')
+    p.add_argument('--variants', nargs='+', default=None, choices=facts['tatl_variants'], help="stage combinations (default: all four)")
+    p.add_argument('--arch', choices=facts['tatl_archs']); p.add_argument('--encoder')
     p.add_argument('--freeze', action=argparse.BooleanOptionalAction, default=None)
     p.add_argument('--attributes', nargs='+', help='attributes to train target segmenters for (default: all five)')
-    spec = _specs(TrainConfig)
+    spec = _specs(facts, 'train_config')
     for flag, name in [('--epochs', 'epochs'), ('--n', 'n'), ('--size', 'size'), ('--batch-size', 'batch_size')]: _flag(p, flag, spec[name])
     p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
 
@@ -249,16 +293,16 @@ def _cmd_tatl_ablation(a):
     print(f"wrote {Path(a.out)/'ablation.nc'} and {Path(a.out)/'ablation.csv'}")
 
 # %% ../nbs/50_cli.ipynb #d5b4143f
-def _setup_explain(sub):
-    from dermxai.explain import DEFAULT_METHODS, METHODS
-    p = sub.add_parser('explain', help=f"explain a trained run's cases ({', '.join(METHODS)})",
+def _setup_explain(sub, facts):
+    methods = facts['methods']
+    p = sub.add_parser('explain', help=f"explain a trained run's cases ({', '.join(methods)})",
                        description='Explain cases of a trained run and save the maps (case, method, y, x) as NetCDF; '
                                    'with --score, score them against the SynthDerm evidence.')
     p.add_argument('run', help='run directory (dermxai train --out)')
-    p.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
-                   help=f"methods: {' '.join(METHODS)}; 'gradcam:LAYER' picks a layer")
+    p.add_argument('--methods', nargs='+', default=list(facts['default_methods']),
+                   help=f"methods: {' '.join(methods)}; 'gradcam:LAYER' picks a layer")
     p.add_argument('--n', type=_number(int, 1), default=16, help='cases: the first N of --split (at least 1)')
-    p.add_argument('--split', default='test', choices=SPLITS)
+    p.add_argument('--split', default='test', choices=facts['splits'])
     p.add_argument('--cases', type=_number(int, 0), nargs='+', help='explain these source rows instead')
     p.add_argument('--head', help='output head (multi-task systems)'); p.add_argument('--target', help='class to explain (default: predicted)')
     p.add_argument('--region', help="segmentation outputs: 'predicted', 'all' or a mask name")
@@ -274,6 +318,7 @@ def _setup_explain(sub):
     p.add_argument('--device'); p.add_argument('--no-progress', action='store_true')
 
 def _cmd_explain(a):
+    from dermxai.core import DataError, UsageError
     from dermxai.explain import explain_run, get_method, save_explanations
     from dermxai.localisation import LOCALISATION_METRICS, localisation_scores, localisation_table, truth_masks
     from dermxai.train import load_run
@@ -299,7 +344,7 @@ def _cmd_explain(a):
         print(table[[c for c in shown if c in table]].round(3).to_string())
 
 # %% ../nbs/50_cli.ipynb #ea31051b
-def _setup_teach(sub):
+def _setup_teach(sub, facts):
     p = sub.add_parser('teach', help='serve the 7-point checklist quiz as a Voila app on localhost',
                        description='Serve the teaching notebook (nbs/tutorials/quiz.ipynb) as a Voila app on 127.0.0.1.')
     p.add_argument('--run', help="a gated run whose checklist.nc gives the model's answers")
@@ -333,6 +378,7 @@ def teach_command(nb:Path, port:int, token:str, no_browser:bool=True) -> list[st
 def _cmd_teach(a):
     import importlib.util, secrets, subprocess
     if importlib.util.find_spec('voila') is None:
+        from dermxai.core import UsageError
         raise UsageError('dermxai teach serves the quiz with Voila, which is not installed: pip install voila')
     nb = _teaching_notebook()
     token = a.token or secrets.token_hex(16)
@@ -348,8 +394,8 @@ _COMMANDS = {'synth': (_setup_synth, _cmd_synth), 'train': (_setup_train, _cmd_t
              'systems': (_setup_systems, _cmd_systems), 'data': (_setup_data, _cmd_data), 'explain': (_setup_explain, _cmd_explain),
              'teach': (_setup_teach, _cmd_teach)}
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `dermxai` argument parser: one sub-command per entry of `_COMMANDS`."
+def build_parser(facts:dict|None=None) -> argparse.ArgumentParser:
+    "The `dermxai` argument parser: one sub-command per entry of `_COMMANDS`, its choices from `facts` (default: `catalogue()`)."
     from dermxai import __version__
     ap = argparse.ArgumentParser(prog='dermxai', description='Explainable deep learning for dermatology.',
                                  epilog='Exit status: 0 done; 1 bad data (a file, a run directory); 2 a command used wrongly; '
@@ -357,11 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument('--version', action='version', version=f'dermxai {__version__}')
     ap.add_argument('--debug', action='store_true', help='show the full traceback of an error (for developers); may stand anywhere')
     sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for setup, _ in _COMMANDS.values(): setup(sub)
+    facts = facts or catalogue()
+    for setup, _ in _COMMANDS.values(): setup(sub, facts)
     return ap
 
 def _print_json(obj):
     "Print `obj` as strict JSON (NaN and infinity as null: what every JSON reader accepts)."
+    from dermxai.core import strict_json
     print(json.dumps(strict_json(obj), indent=2, allow_nan=False))
 
 def _safe_streams():
@@ -370,8 +418,9 @@ def _safe_streams():
         try: s.reconfigure(errors='backslashreplace')
         except (AttributeError, ValueError, OSError): pass
 
-def _status(e:DermxaiError, a) -> int:
-    "The exit status of `e`: a data error about a value typed on the command line (it names a flag) is a usage error."
+def _status(e, a) -> int:
+    "The exit status of `e` (a `DermxaiError`): a data error about a value typed on the command line (it names a flag) is a usage error."
+    from dermxai.core import DataError
     flag = e.field is not None and (hasattr(a, str(e.field)) or hasattr(a, f'opt_{e.field}'))
     if isinstance(e, DataError) and e.file is None and flag: return 2
     return e.exit_status
@@ -394,10 +443,6 @@ def main(argv=None) -> int:
     where = f'dermxai {a.command}'
     try:
         return _COMMANDS[a.command][1](a) or 0
-    except DermxaiError as e:
-        if debug: raise
-        print(f'{where}: error: {e}', file=sys.stderr)
-        return _status(e, a)
     except KeyboardInterrupt:
         hint = f' Resume with: dermxai train {a.system} --out {a.out} --resume' if a.command == 'train' else ''
         print(f'\n{where}: interrupted.{hint}', file=sys.stderr)
@@ -415,6 +460,10 @@ def main(argv=None) -> int:
         return 1
     except Exception as e:
         if debug: raise
+        from dermxai.core import DermxaiError     # where one was raised, its module is loaded already
+        if isinstance(e, DermxaiError):
+            print(f'{where}: error: {e}', file=sys.stderr)
+            return _status(e, a)
         frame = traceback.extract_tb(e.__traceback__)[-1]
         print(f'{where}: internal error (a bug in dermxai, please report it): {type(e).__name__}: {e} '
               f'[{Path(frame.filename).name}:{frame.lineno}]; run again with --debug for the traceback', file=sys.stderr)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fastcore.basics import patch
+
 import numpy as np
 import torch
 
@@ -346,3 +348,33 @@ class TrainConfig(Config):
     device: str | None = option(None, 'cpu, cuda, cuda:1, mps (None: the best there is)')
     follow_symlinks: bool = option(False, 'read the files a data set links to outside its folder')
     options: dict = option({}, "the system's options (its `Options` dataclass; each is a flag of its own)", internal=True)
+    data_absolute: str | None = option(None, "where `data` was when the run was written (found again if the run moves alone)", internal=True)
+
+    @classmethod
+    def load(cls, path:str|Path) -> TrainConfig:
+        "A config.json, its data path anchored to the file's folder (`anchored`)."
+        return cls.from_dict(load_json(path), source=path).anchored(Path(path).parent)
+
+# %% ../nbs/00_core.ipynb #bb8ef78b
+def _absolute(data:str) -> str:
+    return data if data == 'synth' else str(Path(os.path.abspath(Path(data).expanduser())))
+
+@patch
+def absolute(self:TrainConfig) -> TrainConfig:
+    "The config with its data path absolute (from the working directory), as `fit` holds it in memory."
+    return self.replace(data=_absolute(self.data), data_absolute=None if self.data == 'synth' else _absolute(self.data))
+
+@patch
+def for_run(self:TrainConfig, run_dir:str|Path) -> TrainConfig:
+    "As written into the run directory `run_dir`: the data path relative to it, and absolute beside it."
+    if self.data == 'synth': return self
+    cfg = self.absolute()
+    return cfg.replace(data=os.path.relpath(cfg.data, os.path.abspath(run_dir)))
+
+@patch
+def anchored(self:TrainConfig, folder:str|Path) -> TrainConfig:
+    "As read from a file in `folder`: a relative data path resolved against `folder`; if nothing is there, `data_absolute`."
+    if self.data == 'synth' or Path(self.data).expanduser().is_absolute(): return self
+    here = _absolute(str(Path(folder)/self.data))
+    if not Path(here).exists() and self.data_absolute and Path(self.data_absolute).exists(): here = self.data_absolute
+    return self.replace(data=here)

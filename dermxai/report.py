@@ -5,11 +5,12 @@
 # %% ../nbs/46_report.ipynb #d3b1c25c
 from __future__ import annotations
 
-import base64, html, time
+import html, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
@@ -18,11 +19,13 @@ import xarray as xr
 from .core import DermxaiError, atomic_write_text, load_json, save_json
 from .models import get_system
 from .evidence import evidence_figure, load_evidence
-from .widgets import AttentionOverlay, CorrelationHeatmap, ScaleGateCurves, SharingFractionExplorer
+from .synth import outline
+from .vocab import CHECKLIST_SCOPE, DIAGNOSIS_NAMES, TASK_NAMES, TASKS
+from .widgets import AttentionOverlay, CorrelationHeatmap, ScaleGateCurves, SharingFractionExplorer, png_uri
 from .widgets_checklist import ChecklistExplorer
 
 # %% auto #0
-__all__ = ['VIEWS', 'View', 'system_section', 'tour_report']
+__all__ = ['VIEWS', 'PAGE_WIDTH', 'View', 'system_section', 'for_page', 'tour_report']
 
 # %% ../nbs/46_report.ipynb #9efa7a11
 @dataclass
@@ -47,19 +50,23 @@ class View:
     def figure(self, tour:Path) -> go.Figure:
         return self.render(self.build(*self.run_dirs(tour)))
 
+_TASK_LEGEND = 'Tasks: ' + ', '.join(f'<b>{t}</b> {n}' for t, n in TASK_NAMES.items()) + '.'
+_DIAG_LEGEND = 'Diagnoses: ' + ', '.join(f'<b>{d}</b> {n}' for d, n in DIAGNOSIS_NAMES.items()) + '.'
+_OUT_OF_SCOPE = ', '.join(f'{d} ({DIAGNOSIS_NAMES[d]})' for d in TASKS['DIAG'] if d not in CHECKLIST_SCOPE)
+
 VIEWS = [
     View('sharing-fractions', 'Sharing fractions of the gated multi-task network', ('gated',),
          SharingFractionExplorer.from_run,
          'SF<sub>i</sub><sup>t</sup> = mean<sub>c</sub> α<sup>t</sup><sub>i,c</sub> (eq. 11 of Coppola et al.): how much '
          'of task i\'s channels the gate of target task t lets through, in the last gated block after training. '
-         'Rows: target task; columns: source task; the diagonal is fixed at 1.'),
+         'Rows: target task; columns: source task; the diagonal is fixed at 1. ' + _TASK_LEGEND),
     View('scale-gates', 'Scale gates of ARL-CNN over training', ('arl14',), ScaleGateCurves.from_run,
          'The learnable α of every attention residual block, y = x + F(x) + α·N(F(x))·x (eq. 3 of Zhang et al.), '
          'recorded every epoch: how much each block comes to rely on its attention.'),
     View('attention', 'Attention and class activation maps', ('attnmel', 'arl14', 'resnet14'), AttentionOverlay.from_run,
          'Test cases with the maps of each trained classifier: AttnMel-CNN\'s own attention (A3, A4), ARL-CNN\'s '
          'per-block attention N(F(x)), CAM (eq. 13 of Zhang et al.), Grad-CAM and saliency, over the SynthDerm '
-         'evidence outline (the lesion for diagnosis).', need='any', render=lambda w: w.grid_figure(n=4)),
+         'evidence outline (the lesion for diagnosis). ' + _DIAG_LEGEND, need='any', render=lambda w: w.grid_figure(n=4)),
     View('correlation', 'Lesion–location correlation', ('location',), CorrelationHeatmap.from_run,
          'R<sub>ij</sub> = |lesion i ∧ location j| / |lesion i| (eq. 1 of Liao &amp; Luo) from the labels of the tour\'s '
          'data, beside the table SynthDerm planted.'),
@@ -69,35 +76,85 @@ VIEWS = [
          'the test cases with evidence: CAM and Grad-CAM at the deepest layer that resolves (at least 4 x 4 cells), drawn at '
          'their cells\' receptive-field centres; saliency; the models\' own attention; beside a random map (chance) and a '
          'centred Gaussian (the prior that lesions sit in the middle). Each gated criterion head is scored against its own '
-         'criterion; hover a bar for its layer, grid and case count. The full table is RUN/evidence.csv.',
+         'criterion; hover a bar for its layer, grid and case count. The full table is RUN/evidence.csv. ' + _TASK_LEGEND,
          need='any', render=evidence_figure),
     View('checklist', 'Inferred vs direct 7-point diagnosis', ('gated',), ChecklistExplorer.from_run,
-         'The 7-point checklist score of the predicted criteria (majors 2 points, minors 1) gives an inferred '
-         'diagnosis (melanoma if score ≥ τ, here τ = 3); it is set against the network\'s direct diagnosis and against '
-         'the rule applied to the true criteria (the three confusion matrices of Table 3 of Coppola et al.).'),
+         'The 7-point checklist (Argenziano et al., 1998) is made for <b>melanocytic</b> lesions, to tell melanoma from nevus. '
+         'Its score of the predicted criteria (majors 2 points, minors 1) gives an inferred diagnosis (melanoma if score ≥ τ, '
+         'here τ = 3, else not melanoma); it is set against the network\'s direct diagnosis and against the rule applied to '
+         'the true criteria (the three confusion matrices of Table 3 of Coppola et al.). The test cases that are not '
+         f'melanocytic, {_OUT_OF_SCOPE}, are outside the checklist\'s scope and counted here as not melanoma; the live '
+         'widget (<code>ChecklistExplorer</code>) can keep the melanocytic cases only. ' + _TASK_LEGEND.replace('<b>DIAG</b> diagnosis, ', '')),
 ]
 
 # %% ../nbs/46_report.ipynb #bebae054
+def _fmt(v) -> str:
+    "A value as people read it: 2 decimals, whole numbers whole, '–' for none, a dict as 'key value' pairs."
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)): return '–'
+    if isinstance(v, (bool, np.bool_)): return 'yes' if v else 'no'
+    if isinstance(v, (int, np.integer)): return str(int(v))
+    if isinstance(v, (float, np.floating)): return f'{v:.2f}'
+    if isinstance(v, dict): return ', '.join(f'{k} {_fmt(x)}' for k, x in v.items())
+    return str(v)
+
 def _table_html(df:pd.DataFrame) -> str:
-    return df.to_html(classes='dermxai-table', float_format=lambda v: f'{v:.3f}', na_rep='–', border=0)
+    "A table for people: values by `_fmt`, '_' in names as spaces."
+    out = df.astype(object).map(_fmt)
+    name = lambda c: ' '.join(map(str, c)) if isinstance(c, tuple) else str(c)
+    out = out.rename(columns=lambda c: name(c).replace('_', ' '), index=lambda c: name(c).replace('_', ' '))
+    return out.to_html(classes='dermxai-table', border=0)
+
+def _drop_empty(tab:pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    "`tab` without the column groups (or columns) that hold no value, and their names."
+    top = tab.columns.get_level_values(0)
+    empty = [g for g in dict.fromkeys(top) if tab.loc[:, top == g].isna().all().all()]
+    if not empty or len(empty) == len(set(top)): return tab, []
+    names = [f'{g} ({", ".join(map(str, tab.loc[:, top == g].columns.get_level_values(-1)))})' if tab.columns.nlevels > 1 else str(g)
+             for g in empty]
+    out = tab.loc[:, ~top.isin(empty)]
+    out.attrs = tab.attrs
+    return out, names
+
+def _epochs(r:dict) -> str:
+    "'8 epochs, best epoch 6 by valid_loss' from a run's (or stage's) facts: what is known, no placeholders."
+    n = r.get('epochs_run')
+    s = f'{n} epoch{"s" * (n != 1)}' if isinstance(n, int) else ''
+    if r.get('best_epoch') is not None:
+        s += f', best epoch {r["best_epoch"]}' + (f' by {html.escape(str(r["monitor"]))}' if r.get('monitor') else '')
+    return s
+
+def _facts(run:dict) -> str:
+    "Training facts of a run; a staged run (TATL) lists its stages."
+    stages = run.get('stage_runs')
+    if isinstance(stages, dict) and stages:
+        what = f'{len(stages)} stages: ' + '; '.join(f'{html.escape(str(k))} {_epochs(r)}' for k, r in stages.items())
+    else: what = _epochs(run) or 'epochs not recorded'
+    where = f' on {html.escape(str(run["device"]))}' if run.get('device') else ''
+    t = run.get('train_time_s')
+    took = f', {t:.0f} s of training' if isinstance(t, (int, float)) else ''
+    return f'<p class="facts">{what}{where}{took}.</p>'
 
 def system_section(name:str, run:dict, tour:Path) -> str:
     "HTML of one run: its paper, training facts and `paper_table` (with the published numbers where cited)."
     system = get_system(run['system'])
+    run_dir = Path(run['dir']) if Path(run['dir']).is_absolute() else tour/'runs'/name
     head = (f'<section class="dermxai-system" id="system-{html.escape(name)}"><h3>{html.escape(name)}</h3>'
             f'<p class="paper">{html.escape(system.paper or run["system"])}</p>')
-    facts = (f'<p class="facts">{run.get("epochs_run", "?")} epochs on {run.get("device", "?")}, '
-             f'{run.get("train_time_s", float("nan")):.0f} s of training; best epoch {run.get("best_epoch", "?")} by '
-             f'{html.escape(str(run.get("monitor", "?")))}.</p>')
-    try: tab = system.paper_table(Path(run['dir']) if Path(run['dir']).is_absolute() else tour/'runs'/name)
+    facts = _facts(run)
+    try: tab = system.paper_table(run_dir)
     except (DermxaiError, FileNotFoundError, KeyError) as e:
         return head + facts + f'<p class="missing">No results table: {html.escape(str(e))}</p></section>'
+    tab, empty = _drop_empty(tab)
+    if empty:
+        task = (load_json(run_dir/'config.json').get('options') or {}).get('task') if (run_dir/'config.json').exists() else None
+        facts += (f'<p class="note">Not measured by this run, left out of its table: {html.escape("; ".join(empty))}'
+                  + (f' (the run was trained for its task <code>{html.escape(str(task))}</code> only)' if task else '') + '.</p>')
     body = f'<div class="tables"><div><h4>{html.escape(tab.attrs.get("caption", "Results"))} — this run</h4>{_table_html(tab)}</div>'
     paper = tab.attrs.get('paper')
     if isinstance(paper, pd.DataFrame) and len(paper):
         body += f'<div><h4>As published</h4>{_table_html(paper)}</div>'
-    curves = _loss_curves(Path(run['dir']) if Path(run['dir']).is_absolute() else tour/'runs'/name, name)
-    if curves is not None: body += f'<div>{curves.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})}</div>'
+    curves = _loss_curves(run_dir, name)
+    if curves is not None: body += f'<div>{_figure_html(curves)}</div>'
     return head + facts + body + '</div></section>'
 
 def _loss_curves(run_dir:Path, name:str) -> go.Figure | None:
@@ -111,27 +168,67 @@ def _loss_curves(run_dir:Path, name:str) -> go.Figure | None:
                                           margin=dict(t=40, l=40, r=10, b=30), xaxis_title='epoch', legend=dict(orientation='h', y=-0.25))
 
 # %% ../nbs/46_report.ipynb #b2fed4e6
+PAGE_WIDTH = 1180   # px: the widest a figure is drawn, so the page fits a 1280 px window
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} nav a{margin-right:1em} .meta{color:#555}
 section{border-top:1px solid #ddd;padding-top:.6em;margin-top:1.6em} .caption{color:#444;max-width:900px}
-.missing{color:#a33;font-style:italic} .tables{display:flex;gap:2em;flex-wrap:wrap}
-table.dermxai-table{border-collapse:collapse;font-size:.9em} .dermxai-table th,.dermxai-table td{padding:.2em .6em;border-bottom:1px solid #eee;text-align:right}
-img.gallery{max-width:100%} code{background:#f4f4f4;padding:0 .2em}
+.missing{color:#a33;font-style:italic} .note{color:#555;font-size:.9em} .tables{display:flex;gap:1.5em;flex-wrap:wrap;align-items:flex-start}
+.tables>div{max-width:100%} h4{margin:.4em 0;max-width:560px}
+table.dermxai-table{border-collapse:collapse;font-size:.9em} .dermxai-table th,.dermxai-table td{padding:.25em .6em;border-bottom:1px solid #e4e4e4;text-align:right}
+.dermxai-table thead th{background:#f4f4f4;vertical-align:bottom} .dermxai-table tbody th{text-align:left;white-space:nowrap}
+.dermxai-table tbody tr:nth-child(even){background:#fafafa}
+.dermxai-fig{position:relative;padding-top:30px;max-width:100%} .dermxai-fig .modebar-container{top:-28px!important}
+.gallery{display:flex;flex-wrap:wrap;gap:8px} .gallery figure{margin:0;width:136px} .gallery img{width:136px;height:136px;image-rendering:pixelated}
+.gallery figcaption{font-size:12px;line-height:1.3} code{background:#f4f4f4;padding:0 .2em}
 """
+_CONFIG = {'displaylogo': False, 'modeBarButtonsToRemove': ['select2d', 'lasso2d', 'autoScale2d', 'zoomIn2d', 'zoomOut2d']}
 
-def _png(path:Path) -> str:
-    return f'<img class="gallery" alt="SynthDerm gallery" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+def for_page(fig:go.Figure, width:int=PAGE_WIDTH) -> go.Figure:
+    """The figure as the page draws it: numbers printed in heatmap cells with 2 decimals (float32 text arrives as
+    0.8199999928), hover values too, the title on the left (the toolbar sits top right), no wider than `width`."""
+    fig = go.Figure(fig)
+    for t in fig.data:
+        if t.type != 'heatmap': continue
+        text = np.asarray(t.text if t.text is not None else [], dtype=object)
+        if text.size and all(isinstance(v, (float, np.floating)) for v in text.ravel()):
+            t.text = [[_fmt(float(v)) for v in row] for row in np.atleast_2d(text)]
+        z = np.asarray(t.z, dtype=float)
+        if np.any(np.isfinite(z) & (z != np.round(z))): t.zhoverformat = '.2f'
+    if fig.layout.title.text: fig.update_layout(title_x=0.01, title_xanchor='left')
+    if (fig.layout.width or 0) > width: fig.update_layout(width=width)
+    return fig
+
+def _figure_html(fig:go.Figure, div_id:str|None=None) -> str:
+    return f'<div class="dermxai-fig">{for_page(fig).to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=_CONFIG)}</div>'
+
+def _gallery_html(tour:Path, n:int=16, tile:int=136) -> str:
+    "The first `n` SynthDerm cases of the tour with their mask outlines, each captioned in full (diagnosis, raw diagnosis, site)."
+    path = tour/'synth'/'synthderm.nc'
+    if not path.exists(): return '<p class="missing">no SynthDerm data in this tour</p>'
+    with xr.open_dataset(path) as f: ds = f.isel(case=slice(0, n)).load()
+    figs = []
+    for i in ds.case.values:
+        c = ds.sel(case=i)
+        im, s = c.image.values, max(1, tile // c.image.shape[0])
+        big = outline(im.repeat(s, 0).repeat(s, 1), c.masks.values.astype(bool).repeat(s, 1).repeat(s, 2), [str(m) for m in ds.mask.values])
+        cap = (f'<b>#{int(i)} {html.escape(str(c.diagnosis.item()))}</b> {html.escape(str(c.diagnosis_raw.item()))}'
+               f'<br>{html.escape(str(c.location.item()))}')
+        figs.append(f'<figure><img src="{png_uri(big)}" alt="case {int(i)}"><figcaption>{cap}</figcaption></figure>')
+    return f'<div class="gallery">{"".join(figs)}</div>'
+
+_SUMMARY_COLUMNS = {'auc': 'AUC', 'balanced_accuracy': 'balanced accuracy', 'jaccard': 'Jaccard', 'criteria_accuracy': 'criteria accuracy',
+                    'DIAG_mel_auc': 'melanoma AUC (DIAG)', 'mAP_class': 'mAP (classes)', 'location_top1': 'location top-1'}
 
 def _summary_table(summary:dict) -> pd.DataFrame:
     rows = {}
     for name, r in summary.get('runs', {}).items():
-        test = r.get('test') or {}
-        shown = {k: test[k] for k in ('auc', 'balanced_accuracy', 'jaccard', 'criteria_accuracy', 'DIAG_mel_auc', 'mAP_class', 'location_top1')
-                 if isinstance(test.get(k), (int, float))}
-        rows[name] = {'system': r['system'], 'epochs': r.get('epochs_run'), 'train s': r.get('train_time_s'),
-                      'tour s': r.get('seconds'), **shown}
-    return pd.DataFrame.from_dict(rows, orient='index').rename_axis('run')
+        test, epochs = r.get('test') or {}, r.get('epochs_run')
+        shown = {v: test[k] for k, v in _SUMMARY_COLUMNS.items() if isinstance(test.get(k), (int, float))}
+        rows[name] = {'system': r['system'], 'epochs': sum(epochs.values()) if isinstance(epochs, dict) else epochs,
+                      'training (s)': round(r['train_time_s']) if isinstance(r.get('train_time_s'), (int, float)) else None,
+                      'in the tour (s)': round(r['seconds']) if isinstance(r.get('seconds'), (int, float)) else None, **shown}
+    return pd.DataFrame.from_dict(rows, orient='index', dtype=object).rename_axis('run')
 
 def tour_report(tour:str|Path='tour', views=None, path:str|Path|None=None) -> Path:
     "Write `TOUR/report.html` from `TOUR/summary.json` and its runs; returns its path (each view's status goes to summary['views'])."
@@ -143,8 +240,7 @@ def tour_report(tour:str|Path='tour', views=None, path:str|Path|None=None) -> Pa
     for v in views:
         t0 = time.perf_counter()
         try:
-            fig = v.figure(tour)
-            body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f'fig-{v.key}', config={'displaylogo': False})
+            body = _figure_html(v.figure(tour), div_id=f'fig-{v.key}')
             status[v.key] = {'ok': True, 'seconds': time.perf_counter() - t0}
         except (DermxaiError, FileNotFoundError, NotImplementedError) as e:
             body = f'<p class="missing">Not available: {html.escape(str(e))}</p>'
@@ -152,7 +248,6 @@ def tour_report(tour:str|Path='tour', views=None, path:str|Path|None=None) -> Pa
         parts.append(f'<section class="dermxai-view" id="view-{v.key}" data-ok="{str(status[v.key]["ok"]).lower()}">'
                      f'<h2>{html.escape(v.title)}</h2><p class="caption">{v.caption}</p>{body}</section>')
     systems = [system_section(n, r, tour) for n, r in summary.get('runs', {}).items()]
-    gallery = tour/'synth'/'gallery_masks.png'
     nav = ' '.join(f'<a href="#view-{v.key}">{html.escape(v.title.split(" of ")[0])}</a>' for v in views)
     page = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>dermxai tour report</title>
 <style>{_CSS}</style><script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head><body>
@@ -160,16 +255,19 @@ def tour_report(tour:str|Path='tour', views=None, path:str|Path|None=None) -> Pa
 <p class="meta">Profile <b>{summary.get('profile')}</b> on {html.escape(str(summary.get('device')))}; SynthDerm,
 {summary.get('cases')} cases; {len(summary.get('runs', {}))} runs; {summary.get('seconds', 0) / 60:.1f} min in all.</p>
 <nav>{nav} <a href="#systems">Systems</a></nav>
-<section id="summary"><h2>Runs</h2>{_table_html(_summary_table(summary))}</section>
+<section id="summary"><h2>Runs</h2><p class="caption">Test-split scores of each run; epochs of a staged run are summed
+over its stages (listed under Systems).</p>{_table_html(_summary_table(summary))}</section>
 {''.join(parts)}
 <section id="systems"><h2>Each system beside its paper's table</h2>
 <p class="caption">Test-split results of the tour's runs, in the rows and columns of each paper's results table.
 Published numbers, where shown, come from other data sets and training budgets: for orientation, not comparison.</p>
 {''.join(systems)}</section>
-<section id="data"><h2>The data: SynthDerm</h2><p class="caption">The first cases, with the outlines of their masks.</p>
-{_png(gallery) if gallery.exists() else '<p class="missing">no gallery</p>'}</section>
-<footer><p>Explore the same views live: <code>.venv/bin/jupyter lab nbs/</code>, then open
-<code>40_widgets.ipynb</code> or <code>tutorials/</code>.</p></footer></body></html>"""
+<section id="data"><h2>The data: SynthDerm</h2><p class="caption">The first cases, with the outlines of their masks:
+grouped diagnosis, the raw Derm7pt diagnosis it was drawn as, and the body site.</p>
+{_gallery_html(tour)}</section>
+<footer><p>Explore the same views live, from the repository's folder: <code>make lab</code> opens
+<code>nbs/40_widgets.ipynb</code> in JupyterLab (Run All: its widgets show this tour's runs); <code>make teach</code>
+serves the 7-point checklist quiz as a web page.</p></footer></body></html>"""
     out = Path(path) if path else tour/'report.html'
     atomic_write_text(out, page)
     summary['views'] = status

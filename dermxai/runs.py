@@ -5,6 +5,7 @@
 # %% ../nbs/35_runs.ipynb #ccd3cb45
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,24 @@ from .sources import CaseSource
 from .train import load_run
 
 # %% auto #0
-__all__ = ['run_source', 'run_history', 'sharing_fractions', 'scale_gates', 'overlay_inputs', 'predict_checklist_run',
-           'checklist_inputs', 'correlation_from_run', 'correlation_inputs']
+__all__ = ['tour_dir', 'tour_run', 'run_source', 'run_history', 'sharing_fractions', 'scale_gates', 'overlay_inputs',
+           'predict_checklist_run', 'checklist_inputs', 'correlation_from_run', 'correlation_inputs']
+
+# %% ../nbs/35_runs.ipynb #81063376
+def tour_dir(start:str|Path|None=None) -> Path|None:
+    "The tour to show: `$DERMXAI_TOUR`, else the nearest `tour/` holding a summary.json at or above `start` (the working directory)."
+    if os.environ.get('DERMXAI_TOUR'):
+        p = Path(os.environ['DERMXAI_TOUR']).expanduser().resolve()
+        if not (p/'summary.json').exists():
+            raise DataError('DERMXAI_TOUR names no finished tour', file=p, expected='a folder written by dermxai tour (with summary.json)')
+        return p
+    here = Path(start or os.getcwd()).resolve()
+    return next((d/'tour' for d in [here, *here.parents] if (d/'tour'/'summary.json').exists()), None)
+
+def tour_run(name:str, tour:str|Path|None=None) -> Path|None:
+    "The finished run `name` of the tour (`tour_dir()` when `tour` is None), or None."
+    tour = Path(tour) if tour is not None else tour_dir()
+    return tour/'runs'/name if tour is not None and (tour/'runs'/name/'metrics.json').exists() else None
 
 # %% ../nbs/35_runs.ipynb #8add411e
 def run_source(path:str|Path, progress:bool=False) -> CaseSource:
@@ -56,8 +73,10 @@ def overlay_inputs(*paths, n:int=8, methods=QUICK_METHODS, truth:str='auto', tar
     ex, src, cases = {}, None, None
     for p in paths:
         saved = Path(p)/'explanations.nc'
-        if saved.exists() and cases is None: da = load_explanations(saved)
-        else:
+        da = load_explanations(saved) if saved.exists() else None
+        # a saved file serves when it holds the cases shown (the tour explains the same test cases for every run)
+        if da is not None and cases is not None and not set(cases) <= {int(c) for c in da.case.values}: da = None
+        if da is None:
             run = load_run(p, device=device)
             src = src if src is not None else run.source()
             da = explain_run(run, cases=cases, split=split, n=n, methods=methods, target=target, device=device, source=src)

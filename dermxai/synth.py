@@ -5,7 +5,7 @@
 # %% ../nbs/01_synth.ipynb #3ccbc407
 from __future__ import annotations
 
-import json, os
+import json, os, textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -301,8 +301,12 @@ def gallery(ds:xr.Dataset, cases=None, ncols:int=8, tile:int=160, outline_masks:
             path:str|Path|None=None) -> Image.Image:
     "A PNG-ready grid of cases labelled with diagnosis and site; with `outline_masks`, contours of `masks`."
     cases = list(ds.case.values[:ncols * 2]) if cases is None else list(cases)
+    # captions wrapped to the tile (PIL's default font is about 6 px a character), never cut
+    captions = [textwrap.wrap(f"#{int(i)} {ds.diagnosis.sel(case=i).item()} ({ds.diagnosis_raw.sel(case=i).item()}) · "
+                              f"{ds.location.sel(case=i).item()}", max(8, tile // 6)) for i in cases]
+    below = 12 * max(map(len, captions), default=1) + 4
     tiles = []
-    for i in cases:
+    for i, lines in zip(cases, captions):
         c = ds.sel(case=i)
         im = c.image.values
         if outline_masks:
@@ -312,13 +316,12 @@ def gallery(ds:xr.Dataset, cases=None, ncols:int=8, tile:int=160, outline_masks:
                                       interpolation=cv2.INTER_NEAREST) for k in masks])
             im = outline(big, ms, masks)
         t = Image.fromarray(im).resize((tile, tile), Image.NEAREST if outline_masks else Image.BILINEAR)
-        canvas = Image.new('RGB', (tile, tile + 26), 'white'); canvas.paste(t, (0, 0))
-        ImageDraw.Draw(canvas).text((3, tile + 1), f"#{int(i)} {c.diagnosis.item()} ({c.diagnosis_raw.item()[:14]})\n{c.location.item()}",
-                                    fill='black')
+        canvas = Image.new('RGB', (tile, tile + below), 'white'); canvas.paste(t, (0, 0))
+        ImageDraw.Draw(canvas).text((3, tile + 1), '\n'.join(lines), fill='black')
         tiles.append(canvas)
     rows = (len(tiles) + ncols - 1) // ncols
-    grid = Image.new('RGB', (ncols * (tile + 4), rows * (tile + 30)), 'white')
-    for k, t in enumerate(tiles): grid.paste(t, ((k % ncols) * (tile + 4), (k // ncols) * (tile + 30)))
+    grid = Image.new('RGB', (ncols * (tile + 4), rows * (tile + below + 4)), 'white')
+    for k, t in enumerate(tiles): grid.paste(t, ((k % ncols) * (tile + 4), (k // ncols) * (tile + below + 4)))
     if path is not None:
         with atomic_path(path, suffix='.png') as tmp: grid.save(tmp, format='PNG')
     return grid

@@ -32,7 +32,7 @@ __all__ = ['check_resumable', 'fit', 'stage_history', 'Run', 'load_run', 'evalua
 # %% ../nbs/20_train.ipynb #fd2ad86d
 def check_resumable(saved:TrainConfig, cfg:TrainConfig, out:Path) -> TrainConfig:
     "A resumed run must keep its configuration; only `epochs` (and device, workers, patience) may change."
-    free = {'epochs', 'device', 'num_workers', 'patience'}
+    free = {'epochs', 'device', 'num_workers', 'patience', 'data_absolute'}   # the data may have moved with the run
     for k, v in saved.to_dict().items():
         if k not in free and getattr(cfg, k) != v:
             raise DataError('resuming with another configuration', file=out/'config.json', field=k, value=getattr(cfg, k),
@@ -54,7 +54,7 @@ def fit(system:System|str, cfg:TrainConfig, out:str|Path, resume:bool=False, pro
     "Train `system` with `cfg` into the run directory `out` (continuing it with `resume`); returns and writes its metrics."
     system = get_system(system) if isinstance(system, str) else system
     if not str(out).strip(): raise UsageError("the run directory (--out) is empty: name a folder to write the run into")
-    out, t0 = Path(out), time.perf_counter()
+    out, t0, cfg = Path(out), time.perf_counter(), cfg.absolute()   # a data path means the same from any working directory
     if not resume and ((out/'config.json').exists() or (out/'checkpoint.safetensors').exists()):
         what = 'a finished run' if (out/'metrics.json').exists() else 'an unfinished run'
         raise UsageError(f'{out} already holds {what}: add --resume to continue it, or choose another --out')
@@ -72,7 +72,7 @@ def fit(system:System|str, cfg:TrainConfig, out:str|Path, resume:bool=False, pro
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
-        cfg.save(out/'config.json')
+        cfg.for_run(out).save(out/'config.json')                 # the data path relative to the run: it moves with it
     seed_everything(cfg.seed)
     plan = system.stages(cfg, source, out, progress)
     done = _fit_network(system, cfg, out, resume, progress, source) if plan is None else _fit_stages(system, cfg, plan, out, progress, source)

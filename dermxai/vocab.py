@@ -11,9 +11,11 @@ from .core import DataError
 
 # %% auto #0
 __all__ = ['DERM7PT_DIAGNOSES', 'CRITERIA', 'DERM7PT_LOCATIONS', 'DERM7PT_OTHER', 'TASKS', 'DIAGNOSES', 'TASK_CRITERION',
-           'CRITERION_TASK', 'SEVEN_POINT_RULE', 'ISIC_ATTRIBUTES', 'HAM10000_DX', 'HAM10000_DX_TYPE', 'HAM10000_SEX',
+           'CRITERION_TASK', 'SEVEN_POINT_RULE', 'TASK_NAMES', 'LABEL_NAMES', 'DIAGNOSIS_NAMES', 'CHECKLIST_SCOPE',
+           'NOT_MELANOMA', 'ISIC_ATTRIBUTES', 'HAM10000_DX', 'HAM10000_DX_TYPE', 'HAM10000_SEX',
            'HAM10000_LOCALIZATION', 'ISIC2018_TASK3_CLASSES', 'LOCATIONS', 'MORPHOLOGY', 'MASKS', 'EVIDENCE',
-           'DERIVED_MASKS', 'MASK_COLORS', 'SPLITS', 'check_value', 'group_label', 'seven_point_score', 'check_split']
+           'DERIVED_MASKS', 'MASK_COLORS', 'SPLITS', 'check_value', 'group_label', 'seven_point_score', 'label_members',
+           'in_checklist_scope', 'class_name', 'check_split']
 
 # %% ../nbs/00a_vocab.ipynb #e5595e86
 DERM7PT_DIAGNOSES = [
@@ -107,6 +109,30 @@ def seven_point_score(criteria) -> np.ndarray:
         else: grouped = np.asarray(criteria[task], dtype=object)
         score = score + points * (grouped == label).astype(int)
     return np.asarray(score)
+
+# %% ../nbs/00a_vocab.ipynb #a16aacde
+TASK_NAMES = {'DIAG': 'diagnosis', 'PN': 'pigment network', 'BWV': 'blue-whitish veil', 'VS': 'vascular structures',
+              'PIG': 'pigmentation', 'STR': 'streaks', 'DaG': 'dots and globules', 'RS': 'regression structures'}
+LABEL_NAMES = {'ABS': 'absent', 'TYP': 'typical', 'ATP': 'atypical', 'PRS': 'present', 'REG': 'regular', 'IR': 'irregular'}
+DIAGNOSIS_NAMES = {'BCC': 'basal cell carcinoma', 'NEV': 'nevus', 'MEL': 'melanoma', 'MISC': 'other diagnosis',
+                   'SK': 'seborrheic keratosis'}
+CHECKLIST_SCOPE = ['MEL', 'NEV']   # melanocytic lesions: what the 7-point checklist tells apart
+NOT_MELANOMA = 'not melanoma'      # the negative class of a melanoma call, as people read it
+
+def label_members(task:str, label:str) -> list[str]:
+    "The raw Derm7pt values that `task`'s grouped `label` stands for (e.g. VS 'IR': dotted, linear irregular)."
+    check_value(label, TASKS[check_value(task, list(TASKS), field='task')], field=task)
+    return [raw for raw, g in _GROUPS[task].items() if g == label]
+
+def in_checklist_scope(diagnosis:str) -> bool:
+    "Whether the grouped `diagnosis` is melanocytic (MEL, NEV): a case the 7-point checklist is made for."
+    return str(diagnosis) in CHECKLIST_SCOPE
+
+def class_name(c:str, positive:str='MEL') -> str:
+    "A class as people read it: 'rest' (a binary model's negative class) as 'not melanoma' (or 'not POSITIVE')."
+    if str(c) != 'rest': return DIAGNOSIS_NAMES.get(str(c), str(c))
+    return NOT_MELANOMA if positive == 'MEL' else f'not {DIAGNOSIS_NAMES.get(positive, positive)}'
+
 
 # %% ../nbs/00a_vocab.ipynb #a1153352
 ISIC_ATTRIBUTES = ['globules', 'milia_like_cyst', 'negative_network', 'pigment_network', 'streaks']

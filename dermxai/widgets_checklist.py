@@ -20,11 +20,45 @@ from .checklist import CHECKLIST_LABELS, CHECKLIST_VARS, CRITERIA_TASKS
 from .core import DataError, DermxaiError
 from .runs import checklist_inputs
 from .sources import SynthSource
-from .vocab import EVIDENCE, MASK_COLORS, TASK_CRITERION, TASKS, group_label, seven_point_score
-from .widgets import DermWidget, contour_xy, png_uri
+from .vocab import (CHECKLIST_SCOPE, DIAGNOSIS_NAMES, EVIDENCE, LABEL_NAMES, MASK_COLORS, NOT_MELANOMA, SEVEN_POINT_RULE,
+                           TASK_CRITERION, TASK_NAMES, TASKS, group_label, in_checklist_scope, label_members, seven_point_score)
+from .widgets import DermWidget, PlotlyView, contour_xy, png_uri
 
 # %% auto #0
-__all__ = ['ChecklistExplorer', 'checklist_fixture', 'ChecklistQuiz']
+__all__ = ['checklist_legend', 'scope_note', 'ChecklistExplorer', 'checklist_fixture', 'ChecklistQuiz']
+
+# %% ../nbs/41_widgets_checklist.ipynb #1b39df3a
+def _diag(c) -> str:
+    "A grouped diagnosis as the widgets print it (abbreviations are in the legend); a binary model's 'rest' as 'not melanoma'."
+    return NOT_MELANOMA if str(c) == 'rest' else str(c)
+
+def _call(melanoma:bool) -> str: return 'melanoma' if melanoma else NOT_MELANOMA
+
+def checklist_legend(explorer:bool=False) -> str:
+    "HTML: what the 7-point checklist is for, its rule, and every abbreviation the checklist widgets show."
+    crit = ' · '.join(f'<b>{t}</b> {TASK_NAMES[t]} ({SEVEN_POINT_RULE[t][0]}: {SEVEN_POINT_RULE[t][1]})' for t in CRITERIA_TASKS)
+    vs = lambda l: ', '.join(label_members('VS', l))
+    labels = ' · '.join(f'<b>{l}</b> {n}' for l, n in LABEL_NAMES.items())
+    diags = ' · '.join(f'<b>{d}</b> {DIAGNOSIS_NAMES[d]}' + (f' ({", ".join(label_members("DIAG", d))})' if d == 'MISC' else '')
+                       for d in TASKS['DIAG'])
+    calls = ('<br><b>inferred</b>: the checklist on the predicted criteria · <b>direct</b>: the network\'s diagnosis head · '
+             '<b>rule</b>: the checklist on the true criteria · <b>p</b>, <b>P(MEL)</b>: the network\'s probability') if explorer else ''
+    return (f'<div class="dermxai-legend" style="font-size:12px;line-height:1.5;max-width:900px;color:#333">'
+            f'<b>The 7-point checklist</b> (Argenziano et al., 1998) is made for <b>melanocytic</b> lesions: it tells melanoma '
+            f'from nevus. Each criterion that shows its scoring label adds its points; a score ≥ <b>τ</b> is called melanoma '
+            f'(τ = 3 in the original checklist, 1 in its sensitive variant). Cases that are not melanocytic '
+            f'({", ".join(d for d in TASKS["DIAG"] if d not in CHECKLIST_SCOPE)}) are outside its scope: their score '
+            f'and call are shown, marked, for practice only.<br><b>Criteria</b> (scoring label: points): {crit}'
+            f'<br><b>Labels</b>: {labels} (for VS, IR = {vs("IR")}; REG = {vs("REG")})<br><b>Diagnoses</b>: {diags}{calls}</div>')
+
+def scope_note(diagnosis) -> str:
+    "'' for a melanocytic case (MEL, NEV); else HTML saying its 7-point score and calls are outside the checklist's scope."
+    d = str(diagnosis)
+    if in_checklist_scope(d): return ''
+    return (f'<p class="dermxai-scope" style="color:#a04000">† {d} ({DIAGNOSIS_NAMES.get(d, d)}) is not a melanocytic '
+            'lesion: the 7-point checklist is made to tell melanoma from nevus, so its score and calls for this case are '
+            'outside the checklist\'s scope.</p>')
+
 
 # %% ../nbs/41_widgets_checklist.ipynb #7fbfc1a4
 def _check_checklist(ds:xr.Dataset):
@@ -37,17 +71,20 @@ def _confusion(pred_mel:np.ndarray, true_mel:np.ndarray) -> np.ndarray:
                      [np.sum(~true_mel & pred_mel), np.sum(~true_mel & ~pred_mel)]])
 
 class ChecklistExplorer(DermWidget):
-    "tau slider -> inferred / direct / ground-truth-rule confusion matrices; a per-case table; a case with its evidence."
+    "tau slider and case scope -> inferred / direct / ground-truth-rule confusion matrices; a per-case table; a case with its evidence; a legend."
     css = 'dermxai-checklist'
 
     def __init__(self, checklist:xr.Dataset, source=None, tau:int=3):
         _check_checklist(checklist)
         self.ds, self.source = checklist, source
         self.tau = W.IntSlider(value=tau, min=0, max=10, description='τ')
-        self.case = W.Select(options=self._case_options(), rows=8, description='case', layout=W.Layout(width='560px'))
-        self.table = W.HTML(); self.case_fig = go.FigureWidget(self._case_figure())
-        self._build([self.tau], self._figure(), [W.HBox([self.case, self.table]), self.case_fig])
-        self._observe(self.tau)
+        self.scope = W.ToggleButtons(options=[('all cases', 'all'), ('melanocytic only (MEL, NEV)', 'melanocytic')], value='all',
+                                     description='cases', style={'button_width': 'auto'})
+        self.case = W.Select(options=self._case_options(), rows=8, description='case', layout=W.Layout(width='620px'))
+        self.table = W.HTML(); self.case_fig = self._case_figure(); self.case_view = PlotlyView(self.case_fig)
+        self._build([self.tau, self.scope], self._figure(), [W.HBox([self.case, self.table]), self.case_view,
+                                                            W.HTML(checklist_legend(explorer=True))])
+        self._observe(self.tau, self.scope)
         self.case.observe(self._case_changed, names='value')
         self.table.value = self.case_table(self.case.value)
 
@@ -58,18 +95,24 @@ class ChecklistExplorer(DermWidget):
 
 # %% ../nbs/41_widgets_checklist.ipynb #f34b812e
 @patch
-def calls(self:ChecklistExplorer, tau:int|None=None) -> dict:
-    "Melanoma calls (bool per case) at threshold `tau`, and the truth."
+def calls(self:ChecklistExplorer, tau:int|None=None, scope:str|None=None) -> dict:
+    "Melanoma calls (bool per case) at threshold `tau`, and the truth, over `scope`: 'all' cases or the 'melanocytic' ones (MEL, NEV)."
     tau = self.tau.value if tau is None else tau
+    scope = self.scope.value if scope is None else scope
     d = self.ds
-    return {'inferred': d.score_pred.values >= tau, 'direct': d.diag_pred.values.astype(str) == 'MEL',
-            'ground-truth rule': d.score_true.values >= tau, 'truth': d.diag_true.values.astype(str) == 'MEL'}
+    keep = np.ones(d.sizes['case'], bool) if scope == 'all' else np.isin(d.diag_true.values.astype(str), CHECKLIST_SCOPE)
+    c = {'inferred': d.score_pred.values >= tau, 'direct': d.diag_pred.values.astype(str) == 'MEL',
+         'ground-truth rule': d.score_true.values >= tau, 'truth': d.diag_true.values.astype(str) == 'MEL'}
+    return {k: v[keep] for k, v in c.items()}
 
 @patch
 def _title(self:ChecklistExplorer):
     c = self.calls()
-    acc = {k: np.mean(c[k] == c['truth']) for k in ('inferred', 'direct', 'ground-truth rule')}
-    return f'τ = {self.tau.value} · accuracy: ' + ', '.join(f'{k} {v:.2f}' for k, v in acc.items())
+    acc = {k: np.mean(c[k] == c['truth']) if len(c['truth']) else np.nan for k in ('inferred', 'direct', 'ground-truth rule')}
+    out = int(np.sum(~np.isin(self.ds.diag_true.values.astype(str), CHECKLIST_SCOPE)))
+    scope = (f'{out} of {self.ds.sizes["case"]} cases not melanocytic (outside the checklist\'s scope), counted as not melanoma'
+             if self.scope.value == 'all' else f'{len(c["truth"])} melanocytic cases (MEL, NEV)')
+    return f'τ = {self.tau.value} · accuracy: ' + ', '.join(f'{k} {v:.2f}' for k, v in acc.items()) + f'<br>{scope}'
 
 @patch
 def _figure(self:ChecklistExplorer):
@@ -77,11 +120,12 @@ def _figure(self:ChecklistExplorer):
     fig = make_subplots(rows=1, cols=3, subplot_titles=['inferred (score ≥ τ)', 'direct (diagnosis head)', 'ground-truth rule'])
     for k, name in enumerate(['inferred', 'direct', 'ground-truth rule']):
         m = _confusion(c[name], c['truth'])
-        fig.add_trace(go.Heatmap(z=m, x=['MEL', 'other'], y=['MEL', 'other'], text=m, texttemplate='%{text}',
+        fig.add_trace(go.Heatmap(z=m, x=['melanoma', NOT_MELANOMA], y=['melanoma', NOT_MELANOMA], text=m, texttemplate='%{text}',
                                  colorscale='Blues', showscale=False), row=1, col=k + 1)
     fig.update_yaxes(autorange='reversed'); fig.update_yaxes(title_text='truth', col=1)
+    fig.update_yaxes(showticklabels=False, col=2); fig.update_yaxes(showticklabels=False, col=3)   # the rows are the same
     fig.update_xaxes(title_text='called')
-    fig.update_layout(title=self._title(), height=330, width=900, margin=dict(t=80, l=60, r=20, b=50))
+    fig.update_layout(title=dict(text=self._title(), font=dict(size=13)), height=350, width=900, margin=dict(t=100, l=100, r=20, b=50))
     return fig
 
 @patch
@@ -92,12 +136,14 @@ def update(self:ChecklistExplorer):
         self.fig.data[k].z, self.fig.data[k].text = m, m
     self.fig.layout.title.text = self._title()
 
+
 # %% ../nbs/41_widgets_checklist.ipynb #d6e08573
 @patch
 def _case_options(self:ChecklistExplorer):
     d = self.ds
-    return [(f'#{int(c)} truth {d.diag_true.values[i]} · direct {d.diag_pred.values[i]} · score {int(d.score_pred.values[i])} (true {int(d.score_true.values[i])})', i)
-            for i, c in enumerate(d.case.values)]
+    out = lambda t: '' if in_checklist_scope(t) else ' (outside the checklist)'
+    return [(f'#{int(c)} truth {t}{out(t)} · direct {_diag(d.diag_pred.values[i])} · score {int(d.score_pred.values[i])} '
+             f'(true {int(d.score_true.values[i])})', i) for i, (c, t) in enumerate(zip(d.case.values, d.diag_true.values.astype(str)))]
 
 @patch
 def case_table(self:ChecklistExplorer, i:int) -> str:
@@ -108,19 +154,21 @@ def case_table(self:ChecklistExplorer, i:int) -> str:
         pred, true = str(d.criteria_pred.sel(task=t).item()), str(d.criteria_true.sel(task=t).item())
         p = float(d.criteria_probability.sel(task=t, label=pred).item()) if pred in d.label.values else np.nan
         mark = '' if pred == true else ' style="color:#c00"'
-        rows.append(f'<tr{mark}><td>{t}</td><td>{pred} ({p:.2f})</td><td>{true}</td></tr>')
-    inferred = 'MEL' if d.score_pred.item() >= tau else 'not MEL'
-    rule = 'MEL' if d.score_true.item() >= tau else 'not MEL'
+        rows.append(f'<tr{mark}><td>{t} <small>{TASK_NAMES[str(t)]}</small></td><td>{pred} ({p:.2f})</td><td>{true}</td></tr>')
+    truth = str(d.diag_true.item())
+    dagger = '' if in_checklist_scope(truth) else ' †'
     return ('<table class="dermxai-case"><tr><th>criterion</th><th>predicted (p)</th><th>true</th></tr>' + ''.join(rows) +
-            f'</table><p>score {int(d.score_pred.item())} (true {int(d.score_true.item())}) · inferred <b>{inferred}</b> · '
-            f'direct <b>{d.diag_pred.item()}</b> (P(MEL) {float(d.mel_probability.item()):.2f}) · rule <b>{rule}</b> · '
-            f'truth <b>{d.diag_true.item()}</b></p>')
+            f'</table><p>score {int(d.score_pred.item())} (true {int(d.score_true.item())}){dagger} · '
+            f'inferred <b>{_call(d.score_pred.item() >= tau)}</b>{dagger} · direct <b>{_diag(d.diag_pred.item())}</b> '
+            f'(P(MEL) {float(d.mel_probability.item()):.2f}) · rule <b>{_call(d.score_true.item() >= tau)}</b>{dagger} · '
+            f'truth <b>{truth}</b></p>' + scope_note(truth))
 
 @patch
 def _case_figure(self:ChecklistExplorer):
     i = self.case.value if self.case.value is not None else 0
     fig = go.Figure()
-    title = f'case #{int(self.ds.case.values[i])}'
+    truth = str(self.ds.diag_true.values[i])
+    title = f'case #{int(self.ds.case.values[i])} ({truth}{"" if in_checklist_scope(truth) else ", outside the checklist"})'
     if self.source is not None:
         row = int(self.ds.case.values[i])
         img = self.source.image(row)
@@ -133,18 +181,16 @@ def _case_figure(self:ChecklistExplorer):
             xs, ys = contour_xy(cv2.resize(m.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST))
             fig.add_trace(go.Scatter(x=xs, y=ys, mode='lines', name=crit.replace('_', ' '), line=dict(color='rgb' + str(MASK_COLORS[mask_name]), width=2)))
         fig.update_xaxes(visible=False); fig.update_yaxes(visible=False, scaleanchor='x')
-    fig.update_layout(title=title + ' · evidence of the criteria present', height=340, width=520, margin=dict(t=40, l=10, r=10, b=10))
+    fig.update_layout(title=dict(text=title + ' · evidence of the criteria present', x=0.01, xanchor='left'), height=340, width=520,
+                      margin=dict(t=40, l=10, r=10, b=10))
     return fig
 
 @patch
 def _case_changed(self:ChecklistExplorer, change):
     t0 = time.perf_counter()
     self.table.value = self.case_table(change['new'])
-    new = self._case_figure()
-    with self.case_fig.batch_update():
-        self.case_fig.data = []
-        for t in new.data: self.case_fig.add_trace(t)
-        self.case_fig.layout.title.text = new.layout.title.text
+    self.case_fig = self._case_figure()
+    self.case_view.draw(self.case_fig)
     self.timings.append((time.perf_counter() - t0) * 1000)
 
 # %% ../nbs/41_widgets_checklist.ipynb #83b2b2d7
@@ -179,16 +225,20 @@ class ChecklistQuiz(DermWidget):
     def __init__(self, source, cases, checklist:xr.Dataset|None=None, tau:int=3):
         self.source, self.cases, self.checklist, self.tau_value = source, [int(c) for c in cases], checklist, tau
         if not self.cases: raise DermxaiError('the quiz needs at least one case')
-        self.k, self.tally = 0, {'cases': 0, 'diagnosis_right': 0, 'criteria_right': 0, 'model_diagnosis_right': 0}
-        self.answers = {t: W.ToggleButtons(options=TASKS[t], value=None, description=f'{t}', style={'button_width': '52px'})
+        self.k, self.tally = 0, {'cases': 0, 'diagnosis_right': 0, 'criteria_right': 0, 'model_diagnosis_right': 0, 'outside_scope': 0}
+        self.answers = {t: W.ToggleButtons(options=TASKS[t], value=None, description=f'{t}', style={'button_width': '52px'},
+                                           tooltip=TASK_NAMES[t], tooltips=[LABEL_NAMES[l] for l in TASKS[t]])
                         for t in CRITERIA_TASKS}
         self.submit = W.Button(description='Submit', button_style='primary')
         self.next = W.Button(description='Next case', disabled=True)
         self.result, self.tally_html = W.HTML(), W.HTML()
         self.submit.on_click(lambda _: self.grade()); self.next.on_click(lambda _: self.next_case())
-        form = W.VBox([W.HTML('<b>Grade the seven criteria</b>'), *self.answers.values(), W.HBox([self.submit, self.next])])
-        self._build([], self._figure(), [form, self.result, self.tally_html])
-        self.widget.children = (W.HBox([self.fig, form]), self.result, self.tally_html)
+        form = W.VBox([W.HTML('<b>Grade the seven criteria</b> of the 7-point checklist<br>'
+                              '<small>(made for melanocytic lesions: melanoma vs nevus; legend below)</small>'),
+                       *self.answers.values(), W.HBox([self.submit, self.next])])
+        self.legend = W.HTML(checklist_legend())
+        self._build([], self._figure(), [form, self.result, self.tally_html, self.legend])
+        self.widget.children = (W.HBox([self.view, form]), self.result, self.tally_html, self.legend)
         self.tally_html.value = self._tally()
 
     def truth(self) -> dict:
@@ -228,28 +278,30 @@ class ChecklistQuiz(DermWidget):
         diag = str(self.source.labels.diagnosis.iloc[self.cases[self.k]])
         s_you, s_true = int(seven_point_score(given)), int(seven_point_score(truth))
         s_model = int(seven_point_score({t: model[t] for t in CRITERIA_TASKS})) if model else None
-        call = lambda s: 'MEL' if s >= self.tau_value else 'not MEL'
-        truth_mel = 'MEL' if diag == 'MEL' else 'not MEL'
+        call = lambda s: _call(s >= self.tau_value)
+        truth_mel, dagger = _call(diag == 'MEL'), ('' if in_checklist_scope(diag) else ' †')
         self.tally['cases'] += 1
+        self.tally['outside_scope'] += bool(dagger)
         self.tally['diagnosis_right'] += call(s_you) == truth_mel
         self.tally['criteria_right'] += sum(given[t] == truth[t] for t in CRITERIA_TASKS)
         if model: self.tally['model_diagnosis_right'] += call(s_model) == truth_mel
-        rows = ''.join(f'<tr><td>{t}</td><td style="color:{"#080" if given[t] == truth[t] else "#c00"}">{given[t]}</td>'
+        rows = ''.join(f'<tr><td>{t} <small>{TASK_NAMES[t]}</small></td><td style="color:{"#080" if given[t] == truth[t] else "#c00"}">{given[t]}</td>'
                        f'<td>{model[t] if model else "—"}</td><td>{truth[t]}</td></tr>' for t in CRITERIA_TASKS)
         self.result.value = (f'<table class="dermxai-quiz-result"><tr><th></th><th>you</th><th>model</th><th>truth</th></tr>{rows}'
-                             f'<tr><td>score</td><td>{s_you}</td><td>{s_model if model else "—"}</td><td>{s_true}</td></tr>'
-                             f'<tr><td>τ = {self.tau_value}</td><td><b>{call(s_you)}</b></td><td>{call(s_model) if model else "—"}</td>'
-                             f'<td><b>{diag}</b> ({truth_mel})</td></tr></table>')
+                             f'<tr><td>score{dagger}</td><td>{s_you}</td><td>{s_model if model else "—"}</td><td>{s_true}</td></tr>'
+                             f'<tr><td>call at τ = {self.tau_value}{dagger}</td><td><b>{call(s_you)}</b></td><td>{call(s_model) if model else "—"}</td>'
+                             f'<td><b>{diag}</b> ({truth_mel})</td></tr></table>' + scope_note(diag))
         self.tally_html.value = self._tally()
         self.submit.disabled, self.next.disabled = True, False
-        return {'you': s_you, 'model': s_model, 'truth': s_true, 'diagnosis': diag, 'your_call': call(s_you)}
+        return {'you': s_you, 'model': s_model, 'truth': s_true, 'diagnosis': diag, 'your_call': call(s_you), 'in_scope': not dagger}
 
     def _tally(self):
         t = self.tally
         if not t['cases']: return '<p class="dermxai-tally">tally: no case graded yet</p>'
         model = f' · model {t["model_diagnosis_right"]}/{t["cases"]}' if self.checklist is not None else ''
+        out = f' · {t["outside_scope"]} of them outside the checklist\'s scope †' if t['outside_scope'] else ''
         return (f'<p class="dermxai-tally">tally: diagnosis right {t["diagnosis_right"]}/{t["cases"]}{model} · '
-                f'criteria right {t["criteria_right"]}/{7 * t["cases"]}</p>')
+                f'criteria right {t["criteria_right"]}/{7 * t["cases"]}{out}</p>')
 
     def next_case(self):
         "Move to the next case (wrapping around) and clear the answers."

@@ -1,4 +1,4 @@
-import os, shutil, subprocess, sys
+import os, shutil, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,18 @@ def dermxai(*args, check=False, timeout=1500, env=None, **kw):
     if check and res.returncode != 0:
         raise AssertionError(f'dermxai {args} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}')
     return res
+
+
+@pytest.fixture(scope='session')
+def smoke_tour(tmp_path_factory):
+    "One smoke tour (every system, two training steps each) shared by the tests that need trained runs: (folder, process, seconds)."
+    if os.environ.get('DERMXAI_TEST_TOUR'):     # a local rerun of the browser tests on a tour made before (never under CI)
+        return Path(os.environ['DERMXAI_TEST_TOUR']), None, 0.0
+    base = tmp_path_factory.mktemp('smoke')
+    t0 = time.perf_counter()
+    res = dermxai('tour', '--profile', 'smoke', '--out', base/'tour', '--no-progress', check=True,
+                  env={'DERMXAI_HOME': str(base/'dermxai_home'), 'DERMXAI_DEVICE': 'cpu'})
+    return base/'tour', res, time.perf_counter() - t0
 
 
 # small, fast training runs for the command-line tests

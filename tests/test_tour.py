@@ -11,11 +11,8 @@ pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture(scope='module')
-def tour(tmp_path_factory):
-    out = tmp_path_factory.mktemp('tour')/'tour'
-    t0 = time.perf_counter()
-    res = dermxai('tour', '--profile', 'smoke', '--out', out, '--no-progress', check=True)
-    return out, res, time.perf_counter() - t0
+def tour(smoke_tour):
+    return smoke_tour
 
 
 def test_tour_writes_every_run_and_the_summary(tour):
@@ -29,7 +26,7 @@ def test_tour_writes_every_run_and_the_summary(tour):
         assert not r['reused'] and r['test'], name
     # every view of the report drawn, and the command says so
     assert {k for k, v in s['views'].items() if v['ok']} == {v.key for v in VIEWS}, s['views']
-    assert f"{len(VIEWS)} of {len(VIEWS)} views" in res.stdout and 'jupyter lab' in res.stdout
+    assert f"{len(VIEWS)} of {len(VIEWS)} views" in res.stdout and 'make lab' in res.stdout
 
 
 def test_rerun_reuses_finished_runs(tour):
@@ -64,7 +61,7 @@ def test_report_in_chromium(tour):
     out, _, _ = tour
     ARTIFACTS.mkdir(exist_ok=True)
     with browser() as b:
-        page = b.new_page(viewport={'width': 1300, 'height': 900})
+        page = b.new_page(viewport={'width': 1280, 'height': 900})
         errors = []
         page.on('pageerror', lambda e: errors.append(str(e)))
         page.on('request', lambda r: errors.append(f'network request {r.url}') if not r.url.startswith(('file:', 'data:')) else None)
@@ -85,5 +82,39 @@ def test_report_in_chromium(tour):
             sec.screenshot(path=str(ARTIFACTS/f'report-{v.key}.png'))
         assert page.locator('section.dermxai-system').count() == len(json.loads((out/'summary.json').read_text())['runs'])
         assert page.locator('section.dermxai-system table.dermxai-table').count() >= 1
+        # fits a 1280 px window: nothing scrolls sideways, no table is cut; numbers for people, no 'rest' class
+        assert page.evaluate('() => document.documentElement.scrollWidth') <= 1280
+        rights = page.evaluate("() => Array.from(document.querySelectorAll('table')).map(t => t.getBoundingClientRect().right)")
+        assert rights and max(rights) <= 1280, rights
+        shown = page.evaluate("() => Array.from(document.querySelectorAll('td, th, .js-plotly-plot text')).map(e => e.textContent)")
+        assert not [s for s in shown if re.search(r'\d\.\d{7,}|\brest\b', s)], shown
         page.screenshot(path=str(ARTIFACTS/'report.png'), full_page=True)
         assert not errors, errors
+
+
+def test_runs_move(tour, tmp_path, monkeypatch):
+    """Runs work from any working directory, moved or copied: a run copied alone finds its data where it was trained
+    (the absolute path beside the relative one); a tour moved whole finds it through the path relative to the run."""
+    import shutil
+    from dermxai.core import TrainConfig
+    from dermxai.explain import explain_run
+    from dermxai.widgets import AttentionOverlay
+    from dermxai.widgets_checklist import ChecklistExplorer
+    out = tour[0]
+    saved = json.loads((out/'runs'/'gated'/'config.json').read_text())
+    assert saved['data'] == '../../synth/synthderm.nc' and saved['data_absolute'] == str((out/'synth'/'synthderm.nc').absolute())
+    alone = tmp_path/'elsewhere'
+    for r in ('resnet14', 'gated'): shutil.copytree(out/'runs'/r, alone/r)
+    (tmp_path/'third').mkdir(); monkeypatch.chdir(tmp_path/'third')
+    maps = explain_run(alone/'resnet14', n=2, methods=['cam'], device='cpu')
+    assert maps.sizes['case'] == 2 and float(abs(maps).max()) > 0
+    assert AttentionOverlay.from_run(alone/'resnet14', n=2).view.figure['data']
+    assert ChecklistExplorer.from_run(alone/'gated').view.figure['data']
+    # the whole tour moves (the old folder gone): each run finds the data it moved with
+    moved = tmp_path/'moved'
+    shutil.move(out, moved)
+    try:
+        assert TrainConfig.load(moved/'runs'/'gated'/'config.json').data == str(moved/'synth'/'synthderm.nc')
+        assert ChecklistExplorer.from_run(moved/'runs'/'gated').view.figure['data']
+    finally:
+        shutil.move(moved, out)
