@@ -30,6 +30,7 @@ def _repo_copy(dest: Path, tour: Path) -> Path:
         (dest/'nbs'/name).parent.mkdir(parents=True, exist_ok=True)
         (dest/'nbs'/name).write_text(json.dumps(nb))
     (dest/'tour').symlink_to(tour)
+    for d in ('bench', 'experiments'): (dest/d).symlink_to(ROOT/d)      # the measured figures the notebooks quote and check
     return dest
 
 

@@ -469,4 +469,5 @@ def test_cli_trains_on_a_layout(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out['epochs_run'] == 1 and 0 <= out['test']['auc'] <= 1
     cfg = json.loads((tmp_path/'run'/'config.json').read_text())
-    assert cfg['options']['classes'] == ['rest', 'seborrheic_keratosis'] and cfg['data'] == str(data)
+    assert cfg['options']['classes'] == ['rest', 'seborrheic_keratosis']
+    assert cfg['data'] == '../isic17' and cfg['data_absolute'] == str(data)      # relative to the run, absolute beside it
