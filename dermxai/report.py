@@ -21,7 +21,7 @@ from .models import get_system
 from .evidence import evidence_figure, load_evidence
 from .synth import outline
 from .vocab import CHECKLIST_SCOPE, DIAGNOSIS_NAMES, TASK_NAMES, TASKS
-from .widgets import AttentionOverlay, CorrelationHeatmap, ScaleGateCurves, SharingFractionExplorer, png_uri
+from .widgets import PLOTLY_CONFIG, AttentionOverlay, CorrelationHeatmap, ScaleGateCurves, SharingFractionExplorer, png_uri
 from .widgets_checklist import ChecklistExplorer
 
 # %% auto #0
@@ -182,7 +182,6 @@ table.dermxai-table{border-collapse:collapse;font-size:.9em} .dermxai-table th,.
 .gallery{display:flex;flex-wrap:wrap;gap:8px} .gallery figure{margin:0;width:136px} .gallery img{width:136px;height:136px;image-rendering:pixelated}
 .gallery figcaption{font-size:12px;line-height:1.3} code{background:#f4f4f4;padding:0 .2em}
 """
-_CONFIG = {'displaylogo': False, 'modeBarButtonsToRemove': ['select2d', 'lasso2d', 'autoScale2d', 'zoomIn2d', 'zoomOut2d']}
 
 def for_page(fig:go.Figure, width:int=PAGE_WIDTH) -> go.Figure:
     """The figure as the page draws it: numbers printed in heatmap cells with 2 decimals (float32 text arrives as
@@ -200,7 +199,7 @@ def for_page(fig:go.Figure, width:int=PAGE_WIDTH) -> go.Figure:
     return fig
 
 def _figure_html(fig:go.Figure, div_id:str|None=None) -> str:
-    return f'<div class="dermxai-fig">{for_page(fig).to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=_CONFIG)}</div>'
+    return f'<div class="dermxai-fig">{for_page(fig).to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)}</div>'
 
 def _gallery_html(tour:Path, n:int=16, tile:int=136) -> str:
     "The first `n` SynthDerm cases of the tour with their mask outlines, each captioned in full (diagnosis, raw diagnosis, site)."

@@ -24,14 +24,18 @@ from .core import DataError, DermxaiError
 from .correlation import correlation_from_labels
 from .explain import QUICK_METHODS
 from .localisation import LOCALISATION_METRICS, localisation_scores, pointing_game
-from .vocab import class_name
 from .runs import correlation_inputs, overlay_inputs, scale_gates, sharing_fractions
+from .vocab import class_name
 
 # %% auto #0
-__all__ = ['PlotlyRuntime', 'plotly_runtime', 'figure_json', 'PlotlyView', 'DermWidget', 'live_kernel', 'png_uri', 'contour_xy',
-           'SharingFractionExplorer', 'ScaleGateCurves', 'blend', 'AttentionOverlay', 'CorrelationHeatmap']
+__all__ = ['PLOTLY_CONFIG', 'PlotlyRuntime', 'plotly_runtime', 'figure_json', 'PlotlyView', 'DermWidget', 'live_kernel',
+           'png_uri', 'contour_xy', 'SharingFractionExplorer', 'ScaleGateCurves', 'blend', 'AttentionOverlay',
+           'CorrelationHeatmap']
 
 # %% ../nbs/40_widgets.ipynb #7398b991
+# what every figure of the package is drawn with (widgets and the report): a short toolbar, no logo
+PLOTLY_CONFIG = {'displaylogo': False, 'modeBarButtonsToRemove': ['select2d', 'lasso2d', 'autoScale2d', 'zoomIn2d', 'zoomOut2d']}
+
 _VIEW_ESM = """
 const KEY = Symbol.for('dermxai.plotly');
 async function plotly(model) {
@@ -52,9 +56,7 @@ export default {
     el.appendChild(div);
     const draw = () => {
       const f = model.get('figure');
-      // a short toolbar, and titles on the left: the toolbar sits top right and must not cover them
-      return Plotly.react(div, f.data || [], f.layout || {}, {displaylogo: false, responsive: true,
-        modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d', 'zoomIn2d', 'zoomOut2d']});
+      return Plotly.react(div, f.data || [], f.layout || {}, __CONFIG__);
     };
     await draw();
     div.on('plotly_click', (ev) => model.send({event: 'click', points: ev.points.map(
@@ -63,7 +65,7 @@ export default {
     return () => { model.off('change:figure', draw); Plotly.purge(div); };
   }
 };
-"""
+""".replace('__CONFIG__', json.dumps(PLOTLY_CONFIG))
 
 class PlotlyRuntime(anywidget.AnyWidget):
     "plotly.js (the copy plotly.py ships), sent to the page once per kernel; every `PlotlyView` draws with it."
