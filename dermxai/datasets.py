@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -18,10 +17,10 @@ from .sources import CaseSource
 from .vocab import CRITERIA, DERIVED_MASKS, DIAGNOSES, TASK_CRITERION, TASKS, group_label
 
 # %% auto #0
-__all__ = ['CLASSIFICATION_TASKS', 'train_transforms', 'eval_transforms', 'TaskDataset', 'SegmentationDataset',
-           'ClassificationDataset', 'SevenPointDataset', 'LesionLocationDataset', 'ClassWeightedSampler',
-           'BalancedBatchSampler', 'batch_label_weights', 'CentralPatch', 'multiscale_train_transforms', 'nine_crops',
-           'CropsDataset']
+__all__ = ['CLASSIFICATION_TASKS', 'ARL_PATCH_SCALES', 'train_transforms', 'eval_transforms', 'TaskDataset',
+           'SegmentationDataset', 'ClassificationDataset', 'SevenPointDataset', 'LesionLocationDataset',
+           'ClassWeightedSampler', 'BalancedBatchSampler', 'batch_label_weights', 'CentralPatch',
+           'multiscale_train_transforms', 'RepeatedDataset', 'CropsDataset']
 
 # %% ../nbs/02_datasets.ipynb #deef95bc
 def train_transforms(size:int, scale=(0.7, 1.0), degrees:float=180.0) -> v2.Transform:
@@ -30,8 +29,8 @@ def train_transforms(size:int, scale=(0.7, 1.0), degrees:float=180.0) -> v2.Tran
                        v2.RandomResizedCrop(size, scale=scale, ratio=(0.85, 1.18), antialias=True)])
 
 def eval_transforms(size:int) -> v2.Transform:
-    "Evaluation: resize to `size` only."
-    return v2.Resize((size, size), antialias=True)
+    "Evaluation: the shorter side resized to `size`, then the central `size` x `size` square (no squashing); masks alike."
+    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
 
 # %% ../nbs/02_datasets.ipynb #0c9c5e26
 class TaskDataset(Dataset):
@@ -169,76 +168,81 @@ class ClassWeightedSampler(torch.utils.data.Sampler):
 
 # %% ../nbs/02_datasets.ipynb #68e0a98c
 class BalancedBatchSampler(torch.utils.data.Sampler):
-    "Batches with at least `k` cases per unique label of each column of `labels` (a DataFrame of class indices)."
+    "Batches of `k` random cases per unique label of each column of `labels` (class indices): b = k * labels, no top-up."
     yields_batches = True
-    def __init__(self, labels:pd.DataFrame, k:int=6, batch_size:int|None=None, num_batches:int|None=None, seed:int=0):
+    def __init__(self, labels:pd.DataFrame, k:int=6, num_batches:int|None=None, seed:int=0):
         self.labels = labels.reset_index(drop=True)
+        if not len(self.labels): raise DataError('no cases to sample from', field='labels', value=0, expected='at least one case')
         self.groups = [np.flatnonzero(self.labels[c].values == v) for c in self.labels.columns
                        for v in np.unique(self.labels[c].values)]
-        need = sum(min(k, len(g)) for g in self.groups)
-        self.k, self.batch_size = k, max(batch_size or need, need)
+        self.k, self.batch_size = k, k * len(self.groups)     # b = 24k for the 7-point tasks
         self.num_batches = num_batches or max(1, len(self.labels) // self.batch_size)
         self.seed, self.epoch = seed, 0
     def set_epoch(self, epoch:int): self.epoch = epoch
     def __len__(self): return self.num_batches
     def __iter__(self):
         rng = np.random.default_rng(derive_seed(self.seed, self.epoch, 3))
-        n = len(self.labels)
-        for _ in range(self.num_batches):
-            taken = np.zeros(n, bool)
-            for g in self.groups:            # k distinct cases of every label (all it has if fewer); a case counts for each of its labels
-                short = min(self.k, len(g)) - int(taken[g].sum())
-                if short > 0: taken[rng.choice(g[~taken[g]], short, replace=False)] = True
-            batch = np.flatnonzero(taken)
-            extra = self.batch_size - len(batch)
-            if extra > 0:                    # top up with cases not yet in the batch; repeats only when the split is smaller
-                rest = np.flatnonzero(~taken)
-                fill = rng.choice(rest, min(extra, len(rest)), replace=False)
-                batch = np.concatenate([batch, fill, rng.choice(n, extra - len(fill), replace=True)])
+        for _ in range(self.num_batches):   # k different cases per label; with replacement only for labels rarer than k
+            batch = np.concatenate([rng.choice(g, self.k, replace=len(g) < self.k) for g in self.groups])
             yield rng.permutation(batch).tolist()
 
 def batch_label_weights(target:torch.Tensor, num_classes:int) -> torch.Tensor:
-    "Per-class weights w_j = max_k n_k / n_j from the labels in one batch (classes absent from the batch get 0)."
+    "Per-class weights w_j = max_k n_k / n_j (eq. 8) from the labels in one batch (classes absent from the batch get 0)."
     counts = torch.bincount(target, minlength=num_classes).float()
     if counts.numel() > num_classes: raise DataError('label out of range', field='target', value=int(target.max()),
                                                      expected=f'class indices below {num_classes}')
     return torch.where(counts > 0, counts.max() / counts.clamp_min(1), torch.zeros_like(counts))
 
 # %% ../nbs/02_datasets.ipynb #c63d9dbc
+ARL_PATCH_SCALES = [0.2, 0.4, 0.6, 0.8]   # Zhang et al.: 1/5, 2/5, 3/5 and 4/5 of the image's size
+
 class CentralPatch(v2.Transform):
-    "A central square patch whose side is a fraction (drawn from `scales`) of the shorter side; image and masks together."
-    def __init__(self, scales):
+    "A patch `scale` times the image's height and width (scale drawn from `scales`), at a random place inside the image that covers its centre; image and masks together."
+    def __init__(self, scales=ARL_PATCH_SCALES, generator:torch.Generator|None=None):
         super().__init__()
-        self.scales = [float(s) for s in scales]
+        self.scales, self.generator = [float(s) for s in scales], generator
         if not self.scales or not all(0 < s <= 1 for s in self.scales):
             raise DataError('patch scales must be fractions in (0, 1]', field='patch_scales', value=scales)
     def make_params(self, flat_inputs) -> dict:
-        return {'scale': self.scales[int(torch.randint(len(self.scales), ()))]}
+        h, w = v2.functional.get_size(next(i for i in flat_inputs if isinstance(i, torch.Tensor)))
+        u = torch.rand(3, generator=self.generator).tolist()
+        s = self.scales[min(int(u[0] * len(self.scales)), len(self.scales) - 1)]
+        ph, pw = max(1, round(s * h)), max(1, round(s * w))
+        def start(n, p, r):   # inside the image and covering its centre n / 2
+            lo, hi = max(0, -(-n // 2) - p), min(n - p, n // 2)
+            return lo + min(int(r * (hi - lo + 1)), hi - lo)
+        return {'top': start(h, ph, u[1]), 'left': start(w, pw, u[2]), 'height': ph, 'width': pw, 'scale': s}
     def transform(self, inpt, params):
-        h, w = v2.functional.get_size(inpt)
-        side = max(1, round(params['scale'] * min(h, w)))
-        return v2.functional.center_crop(inpt, [side, side])
+        if not isinstance(inpt, torch.Tensor): return inpt
+        return v2.functional.crop(inpt, params['top'], params['left'], params['height'], params['width'])
 
-def multiscale_train_transforms(size:int, scales, degrees:float=180.0) -> v2.Transform:
-    "Training augmentation with multi-scale central patches: patch, flips, any rotation, resize to `size`."
-    return v2.Compose([CentralPatch(scales), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-                       v2.RandomRotation(degrees), v2.Resize((size, size), antialias=True)])
+def multiscale_train_transforms(size:int, scales=ARL_PATCH_SCALES, degrees:float=10.0, zoom=(0.9, 1.1)) -> v2.Transform:
+    "ARL-CNN's training pipeline: a multi-scale central patch resized (bilinear) to `size`, flips, rotation within +-`degrees`, zoom."
+    return v2.Compose([CentralPatch(scales), v2.Resize((size, size), antialias=True), v2.RandomHorizontalFlip(),
+                       v2.RandomVerticalFlip(), v2.RandomAffine(degrees=degrees, scale=zoom)])
 
-def nine_crops(image:torch.Tensor, fraction:float=0.8) -> torch.Tensor:
-    "A 3 x 3 grid of crops covering `fraction` of each side, resized back: (..., 3, H, W) -> (..., 9, 3, H, W)."
-    H, W = image.shape[-2:]
-    h, w = max(1, round(fraction * H)), max(1, round(fraction * W))
-    crops = torch.stack([image[..., t:t + h, l:l + w] for t in (0, (H - h) // 2, H - h) for l in (0, (W - w) // 2, W - w)], -4)
-    flat = crops.reshape(-1, *crops.shape[-3:]).float()
-    return F.interpolate(flat, size=(H, W), mode='bilinear', align_corners=False).view(*crops.shape[:-2], H, W)
+class RepeatedDataset(torch.utils.data.Dataset):
+    "`dataset` with every case `times` per epoch (fresh augmentation each time); `y` and other attributes pass through."
+    def __init__(self, dataset, times:int): self.dataset, self.times = dataset, int(times)
+    def __len__(self): return len(self.dataset) * self.times
+    def __getitem__(self, k): return self.dataset[k % len(self.dataset)]
+    @property
+    def y(self): return np.tile(np.asarray(self.dataset.y), self.times)
+    def __getattr__(self, name):
+        if name in ('dataset', 'times'): raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 class CropsDataset(torch.utils.data.Dataset):
-    "The items of `dataset` with `image` replaced by its nine test crops (9, 3, H, W); other attributes pass through."
-    def __init__(self, dataset, fraction:float=0.8): self.dataset, self.fraction = dataset, fraction
+    "The items of `dataset` (untransformed images) with `image` replaced by `k` multi-scale central patches resized to `size`: (k, 3, size, size), the same for a case every time."
+    def __init__(self, dataset, k:int=9, size:int=224, scales=ARL_PATCH_SCALES, seed:int=0):
+        self.dataset, self.k, self.size, self.scales, self.seed = dataset, int(k), int(size), list(scales), seed
     def __len__(self): return len(self.dataset)
-    def __getitem__(self, k):
-        item = dict(self.dataset[k]); item['image'] = nine_crops(item['image'], self.fraction)
+    def __getitem__(self, j):
+        item = dict(self.dataset[j])
+        patch = CentralPatch(self.scales, torch.Generator().manual_seed(derive_seed(self.seed, int(item['index']), 5)))
+        item['image'] = torch.stack([v2.functional.resize(patch(item['image']), [self.size, self.size], antialias=True)
+                                     for _ in range(self.k)])
         return item
     def __getattr__(self, name):
-        if name in ('dataset', 'fraction'): raise AttributeError(name)
+        if name in ('dataset', 'k', 'size', 'scales', 'seed'): raise AttributeError(name)
         return getattr(self.dataset, name)

@@ -19,12 +19,13 @@ from torchvision.models.resnet import Bottleneck
 
 from .core import DataError, TrainConfig, load_json
 from .models_resnet import ResNetClassifier, ResNetOptions, ResNetSystem
-from .systems import option, register_system
+from .systems import dermxai_label, option, register_system, with_published
 from .trainer import record
 
 # %% auto #0
-__all__ = ['ARL_ATTENTION', 'ARL_TABLE_TASKS', 'ARL_TABLE_METRICS', 'ARL_METHODS', 'attention_mask', 'ARLBottleneck',
-           'ARLClassifier', 'arl_table', 'ARLOptions', 'ARLSystem']
+__all__ = ['ARL_ATTENTION', 'ARL_TABLE_TASKS', 'ARL_TABLE_METRICS', 'ARL_METHODS', 'ARL_PARAMS', 'ARL_TABLE_III', 'ARL_TABLE_IV',
+           'ARL_TABLE_VI', 'ARL_TABLE_VII', 'attention_mask', 'ARLBottleneck', 'ARLClassifier', 'arl_table',
+           'arl_repeats_table', 'ARLOptions', 'ARLSystem']
 
 # %% ../nbs/11_models_arl.ipynb #d133f462
 ARL_ATTENTION = ['spatial', 'channel', 'sigmoid']
@@ -93,22 +94,73 @@ class ARLClassifier(ResNetClassifier):
 ARL_TABLE_TASKS = {'mel': 'Melanoma', 'sk': 'SK'}
 ARL_TABLE_METRICS = {'AUC': 'auc', 'ACC': 'accuracy', 'SEN': 'sensitivity', 'SPE': 'specificity'}
 ARL_METHODS = {'arl14': 'ARL-CNN14', 'arl50': 'ARL-CNN50', 'resnet14': 'ResNet-14', 'resnet50': 'ResNet-50'}
+ARL_PARAMS = ('Params', 'x 10^7')
+
+def _arl_frame(rows:dict) -> pd.DataFrame:
+    "Methods x (Params, Melanoma AUC ACC SEN SPE, SK AUC ACC SEN SPE) from {method: [params, 8 scores]}."
+    cols = pd.MultiIndex.from_tuples([ARL_PARAMS] + [(t, m) for t in ARL_TABLE_TASKS.values() for m in ARL_TABLE_METRICS],
+                                     names=['task', 'metric'])
+    return pd.DataFrame.from_dict(rows, orient='index', columns=cols).rename_axis('method')
+
+# Zhang et al., Table III (ISIC 2017 test set); the 50-layer models were initialised from ImageNet
+ARL_TABLE_III = _arl_frame({
+    'ResNet-14': [0.8, 0.732, 0.748, 0.538, 0.799, 0.820, 0.711, 0.800, 0.696],
+    'RAN-14':    [1.2, 0.767, 0.762, 0.615, 0.797, 0.852, 0.758, 0.833, 0.745],
+    'SENet-14':  [1.1, 0.758, 0.757, 0.598, 0.795, 0.847, 0.727, 0.811, 0.712],
+    'ARL-CNN14': [0.8, 0.777, 0.778, 0.615, 0.818, 0.875, 0.763, 0.822, 0.753],
+    'ResNet-50': [2.3, 0.857, 0.838, 0.632, 0.888, 0.948, 0.842, 0.867, 0.837],
+    'RAN-50':    [3.9, 0.849, 0.850, 0.624, 0.906, 0.942, 0.862, 0.878, 0.859],
+    'SENet-50':  [2.6, 0.861, 0.848, 0.624, 0.903, 0.952, 0.863, 0.856, 0.865],
+    'ARL-CNN50': [2.3, 0.875, 0.850, 0.658, 0.896, 0.958, 0.868, 0.878, 0.867]})
+# Table IV: ARL-CNN50 against the top ISIC 2017 challenge records (external images, ensemble or not)
+ARL_TABLE_IV = pd.DataFrame.from_dict({
+    'ARL-CNN50 (ours, 1320 external)': [1320, 'N', 0.875, 0.850, 0.658, 0.896, 0.958, 0.868, 0.878, 0.867, 0.917],
+    '#1 Matsunaga et al. [31]':        [1444, 'Y', 0.868, 0.828, 0.735, 0.851, 0.953, 0.803, 0.978, 0.773, 0.911],
+    '#2 Diaz [32]':                    [900, 'N', 0.856, 0.823, 0.103, 0.998, 0.965, 0.875, 0.178, 0.998, 0.910],
+    '#3 Menegola et al. [33]':         [7544, 'Y', 0.874, 0.872, 0.547, 0.950, 0.943, 0.895, 0.356, 0.990, 0.908],
+    '#4 Bi et al. [34]':               [1600, 'Y', 0.870, 0.858, 0.427, 0.963, 0.921, 0.918, 0.589, 0.976, 0.896],
+    '#5 DeVries et al. [36]':          [1341, 'Y', 0.836, 0.845, 0.350, 0.965, 0.935, 0.913, 0.556, 0.976, 0.886],
+    'ARL-CNN50 (ours, no external)':   [0, 'N', 0.859, 0.837, 0.590, 0.896, 0.951, 0.908, 0.778, 0.931, 0.905],
+    '#6 Yang et al. [35]':             [0, 'N', 0.830, 0.830, 0.436, 0.925, 0.942, 0.917, 0.700, 0.995, 0.886]},
+    orient='index', columns=pd.MultiIndex.from_tuples([('', 'External data'), ('', 'Ensembles')] +
+        [(t, m) for t in ARL_TABLE_TASKS.values() for m in ARL_TABLE_METRICS] + [('', 'Average AUC')])).rename_axis('method')
+# Table VI: trained on the whole image or on the lesion cropped by a segmentation network (DeepLabV3+)
+ARL_TABLE_VI = pd.DataFrame({'method': ['ResNet-50', 'ResNet-50', 'ARL-CNN50', 'ARL-CNN50'], 'segmented': [False, True, False, True],
+                             'AUC of M': [0.857, 0.864, 0.875, 0.876], 'AUC of SK': [0.948, 0.955, 0.958, 0.96],
+                             'Average AUC': [0.903, 0.910, 0.917, 0.918]}).set_index(['method', 'segmented'])
+# Table VII: average AUC (%) of the two tasks in 10 independent tests
+ARL_TABLE_VII = pd.DataFrame({'ResNet-50': [90.3, 90.4, 90.3, 90.1, 90.3, 90.5, 90.2, 90.4, 90.1, 90.0],
+                              'ARL-CNN50': [91.7, 91.7, 91.6, 91.8, 91.7, 91.5, 91.6, 91.6, 91.7, 91.7]},
+                             index=pd.RangeIndex(1, 11, name='test')).T.rename_axis('method') / 100
+_WHERE = 'ISIC 2017 test set, Zhang et al. (IEEE TMI 2019)'
 
 def arl_table(runs) -> pd.DataFrame:
-    "Test results of run directories (a list, or method -> run dir(s)) as the ARL paper's table: methods x (Melanoma | SK) x (AUC, ACC, SEN, SPE)."
+    "Test results of run directories (a list, or method -> run dir(s)) as Table III: methods x (Params, Melanoma | SK x AUC, ACC, SEN, SPE), Table III attached."
     if not isinstance(runs, dict):
         runs = {ARL_METHODS.get(TrainConfig.load(Path(d)/'config.json').system, str(d)): d for d in runs}
-    cols = pd.MultiIndex.from_product([list(ARL_TABLE_TASKS.values()), list(ARL_TABLE_METRICS)], names=['task', 'metric'])
-    df = pd.DataFrame(np.nan, index=pd.Index(list(runs), name='method'), columns=cols)
+    df = _arl_frame({m: [np.nan] * 9 for m in runs})
+    cfgs = []
     for method, dirs in runs.items():
         for d in ([dirs] if isinstance(dirs, (str, Path)) else dirs):
-            task = ARL_TABLE_TASKS.get(TrainConfig.load(Path(d)/'config.json').options.get('task', 'mel'))
+            cfg = TrainConfig.load(Path(d)/'config.json'); cfgs.append(cfg)
+            task = ARL_TABLE_TASKS.get(cfg.options.get('task', 'mel'))
             test = load_json(Path(d)/'metrics.json').get('test') or {}
+            depth = cfg.options.get('depth', 14)
+            net = ARLClassifier(depth, 2) if cfg.system.startswith('arl') else ResNetClassifier(depth, 2)
+            df.loc[method, ARL_PARAMS] = round(sum(p.numel() for p in net.parameters()) / 1e7, 2)
             if task:
                 for col, key in ARL_TABLE_METRICS.items(): df.loc[method, (task, col)] = test.get(key, np.nan)
-    df.attrs['caption'] = ('Results table of Zhang et al. (ARL-CNN, IEEE TMI 2019): melanoma and seborrheic keratosis '
-                           'classification, test split of this data')
-    return df
+    df.attrs['caption'] = ('Table III of Zhang et al. (ARL-CNN, IEEE TMI 2019): melanoma and seborrheic keratosis '
+                           'classification; ours on the test split of our data')
+    seeds = sorted({c.seed for c in cfgs})
+    return with_published(df, ARL_TABLE_III, f'{_WHERE}, Table III', dermxai_label(cfgs[0], seeds) if cfgs else None)
+
+def arl_repeats_table(auc:dict, cfg:TrainConfig, seeds) -> pd.DataFrame:
+    "Our test AUCs of repeated trainings ({method: [one per seed]}), one column per seed, beside Table VII's ten tests."
+    df = pd.DataFrame(auc, index=pd.Index(list(seeds), name='seed')).T.rename_axis('method')
+    df.attrs['caption'] = 'Table VII of Zhang et al.: AUC of repeated, independent trainings'
+    label = dermxai_label(cfg, seeds).replace('mean over seeds', 'seeds')   # one column per seed, not their mean
+    return with_published(df, ARL_TABLE_VII, f'{_WHERE}, Table VII, average AUC of the two tasks', label)
 
 # %% ../nbs/11_models_arl.ipynb #43cfc5f0
 @dataclass

@@ -15,17 +15,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from torchvision.transforms import v2
 from segmentation_models_pytorch.losses import DiceLoss
 
 from .core import DataError, TrainConfig, load_json
+from .datasets import ClassificationDataset
 from .losses import ClassificationMetrics, focal_loss
-from .systems import ClassifierOptions, Normalize, System, option, register_system
+from .systems import ClassifierOptions, Normalize, System, dermxai_label, option, register_system, with_published
 from .weights import read_weights
 
 # %% auto #0
-__all__ = ['ATTNMEL_ATTENTION', 'ATTNMEL_VARIANTS', 'ATTNMEL_METHODS', 'ATTNMEL_TABLE_METRICS', 'ROIS', 'AttentionModule',
-           'AttnMelNet', 'load_vgg_weights', 'attention_regularisation', 'attention_jaccard', 'attnmel_method',
-           'attnmel_table', 'AttnMelOptions', 'AttnMelSystem']
+__all__ = ['ATTNMEL_ATTENTION', 'ATTNMEL_VARIANTS', 'ATTNMEL_CROP', 'ATTNMEL_RESIZE', 'ATTNMEL_INPUT', 'ATTNMEL_METHODS',
+           'ATTNMEL_TABLE_METRICS', 'ATTNMEL_TABLE_3_1', 'ATTNMEL_TABLE_3_2', 'ATTNMEL_TABLE_3_3', 'ATTNMEL_TABLE_3_4',
+           'ROIS', 'AttentionModule', 'AttnMelNet', 'load_vgg_weights', 'CentreSquare', 'attnmel_transforms',
+           'attention_regularisation', 'attention_jaccard', 'attnmel_method', 'attnmel_published', 'attnmel_table',
+           'AttnMelOptions', 'AttnMelSystem']
 
 # %% ../nbs/12_models_attnmel.ipynb #8fc37544
 ATTNMEL_ATTENTION = ['sigmoid', 'softmax']
@@ -51,7 +55,7 @@ class AttentionModule(nn.Module):
         return a, (refined if self.attention == 'sigmoid' else refined * (f.shape[-2] * f.shape[-1]))
 
 # %% ../nbs/12_models_attnmel.ipynb #9721016e
-ATTNMEL_VARIANTS = ['attnmel', 'melcnn', 'vgg16gap']
+ATTNMEL_VARIANTS = ['attnmel', 'melcnn', 'vgg16gap', 'vgg16']
 _POOLS = {'pool3': slice(0, 24), 'pool4': slice(24, 34), 'pool5': slice(34, 44)}   # vgg16_bn().features
 
 def _vgg16_bn_features() -> nn.Sequential:
@@ -64,7 +68,7 @@ def _vgg16_bn_features() -> nn.Sequential:
     return f
 
 class AttnMelNet(nn.Module):
-    "VGG-16-BN without dense layers: `variant` 'attnmel' (attention on pool-3/4 guided by pool-5), 'melcnn' or 'vgg16gap'."
+    "VGG-16-BN without dense layers: `variant` 'attnmel' (attention on pool-3/4 guided by pool-5), 'melcnn', 'vgg16gap'; or 'vgg16', with them."
     def __init__(self, num_classes:int=2, variant:str='attnmel', attention:str='sigmoid'):
         super().__init__()
         if variant not in ATTNMEL_VARIANTS: raise DataError('unknown variant', field='variant', value=variant,
@@ -75,7 +79,12 @@ class AttnMelNet(nn.Module):
         if variant == 'attnmel':
             self.attn3 = AttentionModule(256, 512, 256, attention)
             self.attn4 = AttentionModule(512, 512, 256, attention)
-        self.classifier = nn.Linear(512 if variant == 'vgg16gap' else 512 + 256 + 512, num_classes)
+        if variant == 'vgg16':   # torchvision's dense layers: 7 x 7 x 512 -> 4096 -> 4096, then the 2-way output
+            self.dense = nn.Sequential(nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True),
+                                       nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout())
+            for m in self.dense.modules():
+                if isinstance(m, nn.Linear): nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
+        self.classifier = nn.Linear({'vgg16gap': 512, 'vgg16': 4096}.get(variant, 512 + 256 + 512), num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m not in set(self.features.modules()):
                 nn.init.kaiming_normal_(m.weight, mode='fan_in', nonlinearity='relu')
@@ -87,14 +96,16 @@ class AttnMelNet(nn.Module):
         p3 = self.features[_POOLS['pool3']](self.normalize(x))
         p4 = self.features[_POOLS['pool4']](p3)
         p5 = self.features[_POOLS['pool5']](p4)
-        if self.variant == 'vgg16gap': return [p5], {}
+        if self.variant in ('vgg16gap', 'vgg16'): return [p5], {}
         if self.variant == 'melcnn': return [p5, p3, p4], {}
         a3, f3 = self.attn3(p3, p5)
         a4, f4 = self.attn4(p4, p5)
         return [p5, f3, f4], {'A3': a3, 'A4': a4}
 
     def cam_features(self, x) -> list[torch.Tensor]:
-        "The maps whose global average pools, concatenated, are the classifier's input (for the CAM)."
+        "The maps whose global average pools, concatenated, are the classifier's input (for the CAM; VGG-16's dense head has none)."
+        if self.variant == 'vgg16': raise DataError('VGG-16 with dense layers has no class activation map', field='variant',
+                                                    value='vgg16', expected='Grad-CAM, or a GAP variant for CAM')
         return self._forward_maps(x)[0]
 
     def cam_layer(self) -> nn.Module: return self.features[43]   # its output is pool-5
@@ -106,6 +117,7 @@ class AttnMelNet(nn.Module):
 
     def forward(self, x) -> dict[str, torch.Tensor]:
         maps, att = self._forward_maps(x)
+        if self.variant == 'vgg16': return {'diagnosis': self.classifier(self.dense(maps[0]))}
         return {'diagnosis': self.classifier(torch.cat([m.mean((2, 3)) for m in maps], 1)), **att}
 
     def attention_maps(self, x, size=None) -> dict[str, torch.Tensor]:
@@ -116,14 +128,40 @@ class AttnMelNet(nn.Module):
                 for k, a in att.items()}
 
 def load_vgg_weights(model:AttnMelNet, path:str|Path) -> AttnMelNet:
-    "Start the convolutional part from VGG-16-BN weights in torchvision's layout (the dense `classifier.*` is dropped)."
+    "Start from VGG-16-BN weights in torchvision's layout: the convolutional part, and for 'vgg16' the two hidden dense layers."
     sd, _ = read_weights(path)
     feats = {k[len('features.'):]: v for k, v in sd.items() if k.startswith('features.')}
-    try: model.features.load_state_dict(feats)
-    except RuntimeError as e:
+    try:
+        model.features.load_state_dict(feats)
+        if model.variant == 'vgg16':   # torchvision's classifier.0 / .3 are our dense.2 / .5; its last layer is replaced
+            model.dense.load_state_dict({f'{2 if k.startswith("0.") else 5}.{k[2:]}': sd[f'classifier.{k}']
+                                         for k in ('0.weight', '0.bias', '3.weight', '3.bias')})
+    except (RuntimeError, KeyError) as e:
         raise DataError(f'weights do not fit VGG-16-BN features: {str(e)[:300]}', file=path,
                         expected="torchvision's vgg16_bn state dict") from None
     return model
+
+# %% ../nbs/12_models_attnmel.ipynb #9d70d265
+ATTNMEL_CROP, ATTNMEL_RESIZE, ATTNMEL_INPUT = 0.8, 256, 224
+
+class CentreSquare(v2.Transform):
+    "The central square whose side is `ratio` times the shorter side (the authors' `RatioCenterCrop`); image and masks together."
+    def __init__(self, ratio:float=ATTNMEL_CROP):
+        super().__init__()
+        self.ratio = float(ratio)
+    def make_params(self, flat_inputs) -> dict:
+        h, w = v2.functional.get_size(next(i for i in flat_inputs if isinstance(i, torch.Tensor)))
+        return {'side': max(1, int(self.ratio * min(h, w)))}
+    def transform(self, inpt, params):
+        return v2.functional.center_crop(inpt, [params['side']] * 2) if isinstance(inpt, torch.Tensor) else inpt
+
+def attnmel_transforms(size:int, train:bool) -> v2.Transform:
+    "Yan et al.'s preprocessing for input `size`: centre square of 0.8 x the shorter side, resized to 256/224 x `size`; then a random crop, a rotation by a multiple of 90 degrees and flips (`train`), or the centre crop."
+    r = round(size * ATTNMEL_RESIZE / ATTNMEL_INPUT)
+    pre = [CentreSquare(ATTNMEL_CROP), v2.Resize((r, r), antialias=True)]
+    if not train: return v2.Compose(pre + [v2.CenterCrop(size)])
+    return v2.Compose(pre + [v2.RandomCrop(size), v2.RandomChoice([v2.RandomRotation((a, a)) for a in (0, 90, 180, 270)]),
+                             v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
 
 # %% ../nbs/12_models_attnmel.ipynb #642024b4
 _DICE = DiceLoss(mode='binary', from_logits=False)
@@ -146,25 +184,59 @@ def attention_jaccard(maps:torch.Tensor|np.ndarray, masks:torch.Tensor|np.ndarra
     return torch.where(union > 0, inter / union.clamp_min(1), torch.nan).numpy()
 
 # %% ../nbs/12_models_attnmel.ipynb #cbace446
-ATTNMEL_METHODS = {'attnmel': 'AttnMel-CNN', 'melcnn': 'Mel-CNN', 'vgg16gap': 'VGG-16-GAP'}
+ATTNMEL_METHODS = {'attnmel': 'AttnMel-CNN', 'melcnn': 'Mel-CNN', 'vgg16gap': 'VGG-16-GAP', 'vgg16': 'VGG-16'}
 ATTNMEL_TABLE_METRICS = {'AUC': 'auc', 'AP': 'ap', 'ACC': 'accuracy', 'SEN': 'sensitivity', 'SPE': 'specificity'}
+_ap_auc = lambda rows: pd.DataFrame.from_dict(rows, orient='index', columns=['AUC', 'AP']).rename_axis('method')
+# Yan (thesis), Table 3.1: ISIC 2016 test set (AUC, AP)
+ATTNMEL_TABLE_3_1 = _ap_auc({'Lequan et al. [52]': [0.804, 0.637], 'Codella et al. [8]': [0.808, 0.596],
+                             'Yu et al. [53, 54]': [0.852, 0.685], 'VGG-16': [0.806, 0.602], 'VGG-16-GAP': [0.815, 0.635],
+                             'Mel-CNN': [0.844, 0.664], 'AttnMel-CNN': [0.852, 0.693]})
+# Table 3.2: ISIC 2017 test set, melanoma (AUC, AP; the challenge entries report no AP)
+ATTNMEL_TABLE_3_2 = _ap_auc({'Winner 1 [29]': [0.868, np.nan], 'Winner 2 [9]': [0.856, np.nan], 'Winner 3 [31]': [0.874, np.nan],
+                             'Harangi et al. [14]': [0.836, np.nan], 'Mahbod et al. [28]': [0.873, np.nan],
+                             'VGG-16': [0.824, 0.600], 'VGG-16-GAP': [0.834, 0.627], 'Mel-CNN': [0.854, 0.653],
+                             'AttnMel-CNN': [0.872, 0.655], 'AttnMel-CNN-Dermo': [0.864, 0.665],
+                             'AttnMel-CNN-Lesion': [0.883, 0.672], 'AttnMel-CNN-Bkg': [0.849, 0.647]})
+# Table 3.3: Jaccard with the lesion, the four heading/value pairs exactly as the text conversion gives them
+ATTNMEL_TABLE_3_3 = pd.DataFrame({'AttnMel-CNN pool3': [0.3105], 'AttnMel-CNN-Dermo pool4': [0.3186],
+                                  'AttnMel-CNN-Lesion pool3': [0.3621], 'VGG-16-GAP CAM': [0.4767]}, index=['Jaccard'])
+# Table 3.4: ISIC 2018, recall per class and their mean (5-fold cross-validation on the training set)
+ATTNMEL_TABLE_3_4 = pd.DataFrame.from_dict({
+    'VGG-16':              [0.829, 0.848, 0.902, 0.750, 0.782, 0.545, 1.0, 0.808],
+    'VGG-16-GAP':          [0.811, 0.870, 0.863, 0.813, 0.845, 0.545, 1.0, 0.821],
+    'Mel-CNN':             [0.811, 0.861, 0.902, 0.906, 0.827, 0.545, 0.929, 0.826],
+    'AttnMel-CNN':         [0.784, 0.896, 0.941, 0.813, 0.818, 0.636, 1.0, 0.841],
+    'AttnMel-CNN-Lesion*': [0.801, 0.896, 0.922, 0.750, 0.873, 0.727, 1.0, 0.853]},
+    orient='index', columns=['MEL', 'NV', 'BCC', 'AKIEC', 'BKL', 'DF', 'VASC', 'AVG']).rename_axis('method')
 
 def attnmel_method(cfg:TrainConfig) -> str:
-    "The paper's name of a run's method: 'VGG-16-GAP', 'Mel-CNN', 'AttnMel-CNN', 'AttnMel-CNN-Lesion', ..."
+    "The paper's name of a run's method: 'VGG-16', 'VGG-16-GAP', 'Mel-CNN', 'AttnMel-CNN', 'AttnMel-CNN-Lesion', ..."
     name = ATTNMEL_METHODS[cfg.options.get('variant', 'attnmel')]
     return f"{name}-{cfg.options['roi'].capitalize()}" if cfg.options.get('roi') else name
 
+def attnmel_published(cfg:TrainConfig) -> tuple[pd.DataFrame, str] | None:
+    "The published table of a run's set-up and where it comes from: Table 3.4 (multi-class), 3.1 (melanoma, ISIC 2016 data), 3.2 (melanoma); None for SK."
+    task = cfg.options.get('task', 'mel')
+    if task == 'multiclass': return ATTNMEL_TABLE_3_4, 'ISIC 2018, 5-fold cross-validation, Yan (thesis) Table 3.4'
+    if task != 'mel': return None
+    if '2016' in str(cfg.data): return ATTNMEL_TABLE_3_1, 'ISIC 2016 test set, Yan (thesis) Table 3.1'
+    return ATTNMEL_TABLE_3_2, 'ISIC 2017 test set, Yan (thesis) Table 3.2'
+
 def attnmel_table(run_dirs) -> pd.DataFrame:
-    "Test results of AttnMel-family run directories: rows methods (named as in the paper), columns AUC, AP, ACC, SEN, SPE."
-    rows, tasks = {}, set()
+    "Test results of AttnMel-family runs as the paper's table: rows methods (named as in the paper), columns AUC, AP, ACC, SEN, SPE (multi-class: AVG, AUC); the published table of the set-up attached."
+    rows, cfgs = {}, []
     for d in run_dirs:
-        cfg = TrainConfig.load(Path(d)/'config.json'); tasks.add(cfg.options.get('task', 'mel'))
+        cfg = TrainConfig.load(Path(d)/'config.json'); cfgs.append(cfg)
         test = load_json(Path(d)/'metrics.json').get('test') or {}
-        rows[attnmel_method(cfg)] = {col: test.get(key, np.nan) for col, key in ATTNMEL_TABLE_METRICS.items()}
-    df = pd.DataFrame.from_dict(rows, orient='index', columns=list(ATTNMEL_TABLE_METRICS)).rename_axis('method')
-    df.attrs['caption'] = (f"Yan et al. (AttnMel-CNN, IPMI 2019): {' / '.join(sorted(tasks))} classification, "
-                           'test split of this data')
-    return df
+        metrics = ({'AVG': 'balanced_accuracy', 'AUC': 'auc'} if cfg.options.get('task') == 'multiclass' else ATTNMEL_TABLE_METRICS)
+        rows[attnmel_method(cfg)] = {col: test.get(key, np.nan) for col, key in metrics.items()}
+    df = pd.DataFrame.from_dict(rows, orient='index').rename_axis('method')
+    tasks = sorted({c.options.get('task', 'mel') for c in cfgs})
+    df.attrs['caption'] = f"Yan et al. (AttnMel-CNN, IPMI 2019 / thesis): {' / '.join(tasks)} classification, test split of this data"
+    label = dermxai_label(cfgs[0], sorted({c.seed for c in cfgs}))
+    pub = attnmel_published(cfgs[0]) if len(tasks) == 1 else None
+    if pub is None: df.attrs['label'] = label; return df
+    return with_published(df, pub[0], pub[1], label)
 
 # %% ../nbs/12_models_attnmel.ipynb #b15a1255
 ROIS = ['lesion', 'dermo', 'background']
@@ -172,7 +244,7 @@ ROIS = ['lesion', 'dermo', 'background']
 @dataclass
 class AttnMelOptions(ClassifierOptions):
     "AttnMel-CNN's options: the variant, its attention, the ROI its maps are regularised towards and the loss's weights."
-    variant: str = option('attnmel', "'attnmel', or a baseline: 'melcnn', 'vgg16gap'", ATTNMEL_VARIANTS)
+    variant: str = option('attnmel', "'attnmel', or a baseline: 'melcnn', 'vgg16gap', 'vgg16' (with its dense layers)", ATTNMEL_VARIANTS)
     attention: str = option('sigmoid', "attention map normalisation: 'sigmoid' (default) or spatial 'softmax'", ATTNMEL_ATTENTION)
     roi: str | None = option(None, "regularise the attention maps towards 'lesion', 'dermo' (dermoscopic structures) or 'background'", ROIS)
     lambda3: float = option(0.001, 'weight of the pool-3 attention regularisation', range=(0, 100))
@@ -186,13 +258,25 @@ class AttnMelOptions(ClassifierOptions):
 @register_system('attnmel', variant='attnmel')
 @register_system('melcnn', variant='melcnn')
 @register_system('vgg16gap', variant='vgg16gap')
+@register_system('vgg16', variant='vgg16')
 class AttnMelSystem(System):
-    "AttnMel-CNN (VGG-16-BN with attention on pool-3/4 guided by pool-5) and its baselines Mel-CNN and VGG-16-GAP."
+    "AttnMel-CNN (VGG-16-BN with attention on pool-3/4 guided by pool-5) and its baselines Mel-CNN, VGG-16-GAP and VGG-16."
     paper = 'Yan, Kawahara, Hamarneh, Melanoma recognition via visual attention (IPMI 2019)'
     Options = AttnMelOptions
-    profiles = {'quick': dict(n=600, size=64, epochs=1, batch_size=16),   # VGG-16 on a CPU: 156 s measured on 2 busy cores
+    profiles = {'quick': dict(n=600, size=64, epochs=1, batch_size=16, monitor='valid_auc', mode='max'),   # VGG-16 on a CPU: 156 s on 2 busy cores
                 'full': dict(n=4000, size=224, epochs=50, batch_size=32, num_workers=4, scheduler='step', step_size=10,
-                             gamma=0.1)}
+                             gamma=0.1, monitor='valid_auc', mode='max')}
+
+    def dataset(self, cfg, source, split):
+        "The thesis's preprocessing: random crops of the 0.8 centre square for training, its centre crop for evaluation."
+        o = cfg.options
+        return ClassificationDataset(source, split, task=o.get('task', 'mel'), roi=o.get('roi'), size=cfg.size,
+                                     transform=attnmel_transforms(cfg.size, train=split == 'train'))
+
+    def monitor(self, cfg):
+        "Validation AUC picks the epoch (a multi-class task: the balanced accuracy, ISIC 2018's measure)."
+        if cfg.monitor == 'valid_auc' and cfg.options.get('task') == 'multiclass': return 'valid_balanced_accuracy', 'max'
+        return cfg.monitor, cfg.mode
 
     def build_model(self, cfg):
         m = AttnMelNet(self.num_classes(cfg), cfg.options['variant'], cfg.options.get('attention', 'sigmoid'))

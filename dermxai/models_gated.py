@@ -5,6 +5,8 @@
 # %% ../nbs/14_models_gated.ipynb #fc3f5889
 from __future__ import annotations
 
+import copy
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,19 +17,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 import xarray as xr
 from sklearn import metrics as skm
+from torchvision import tv_tensors
+from torchvision.transforms import functional as TF
+from torchvision.transforms import v2
 
 from .checklist import checklist_summary, predict_checklist, save_checklist
 from .core import DataError, TrainConfig, load_json
-from .datasets import BalancedBatchSampler, batch_label_weights
+from .datasets import BalancedBatchSampler, SevenPointDataset, batch_label_weights
 from .losses import Metric, focal_loss
-from .systems import Normalize, Options, System, option, register_system
+from .systems import Normalize, Options, System, dermxai_label, option, register_system, with_published
 from .trainer import record
 from .vocab import TASKS
 
 # %% auto #0
-__all__ = ['GATED_SETUP', 'GatedBlock', 'scaled_setup', 'feature_sizes', 'min_input_size', 'GatedMTLNet', 'extract_branch',
-           'sharing_fraction', 'criteria_draw', 'seven_point_loss', 'seven_point_scores', 'SevenPointMetrics', 'table2',
-           'GatedOptions', 'GatedMTL']
+__all__ = ['GATED_SETUP', 'PAPER_AUGMENTATION', 'GatedBlock', 'scaled_setup', 'feature_sizes', 'min_input_size', 'GatedMTLNet',
+           'extract_branch', 'sharing_fraction', 'criteria_draw', 'BatchAffine', 'BatchAugmented', 'seven_point_loss',
+           'seven_point_scores', 'SevenPointMetrics', 'table2', 'published_table2', 'published_table3', 'table3',
+           'GatedOptions', 'GatedMTL', 'gate_gradients']
 
 # %% ../nbs/14_models_gated.ipynb #164178e0
 class GatedBlock(nn.Module):
@@ -158,13 +164,74 @@ def criteria_draw(sf:xr.DataArray) -> dict:
             'criteria_from_criteria': float(m[~np.eye(len(crit), dtype=bool)].mean()),
             'criteria_from_diag': float(sf.sel(target_task=crit, source_task='DIAG').mean())}
 
+# %% ../nbs/14_models_gated.ipynb #a78f2b03
+PAPER_AUGMENTATION = dict(degrees=180.0, translate=(0.1, 0.1), shear=10.0)   # the paper names the transformations, not their ranges
+
+class BatchAffine:
+    """The paper's random transformations for a batch (N, C, H, W): flips, then rotation, shift and shear. Each image's
+    parameters are drawn by torchvision's own rules, in the order `per_image()` draws them; the warp is one `grid_sample`."""
+    def __init__(self, degrees:float=180.0, translate=(0.1, 0.1), shear:float=10.0, p_flip:float=0.5):
+        self.affine, self.p_flip = v2.RandomAffine(degrees, translate=translate, shear=shear), p_flip
+
+    def per_image(self) -> v2.Transform:
+        "The same augmentation one image at a time, torchvision's: the reference (same draws, same pixels)."
+        return v2.Compose([v2.RandomHorizontalFlip(self.p_flip), v2.RandomVerticalFlip(self.p_flip), self.affine])
+
+    def draw(self, n:int, h:int, w:int) -> list[dict]:
+        "Parameters of `n` images of h x w px: the flips and `RandomAffine`'s angle, translate, scale, shear."
+        probe, out = [torch.empty(1, h, w)], []
+        for _ in range(n):   # the draws of per_image(), one image after the other
+            hflip, vflip = bool(torch.rand(1) < self.p_flip), bool(torch.rand(1) < self.p_flip)
+            out.append({'hflip': hflip, 'vflip': vflip, **self.affine.make_params(probe)})
+        return out
+
+    def apply(self, images:torch.Tensor, params:list[dict]) -> torch.Tensor:
+        "Warp `images` by `params`: nearest pixel, zero outside (torchvision's defaults for `RandomAffine`)."
+        n, _, h, w = images.shape
+        m = torch.tensor([TF._get_inverse_affine_matrix([0.0, 0.0], p['angle'], list(p['translate']), p['scale'],
+                                                         list(p['shear'])) for p in params], dtype=torch.float32).reshape(n, 2, 3)
+        flip = torch.tensor([[-1.0 if p['hflip'] else 1.0, -1.0 if p['vflip'] else 1.0] for p in params])
+        m = m * flip[:, :, None] / torch.tensor([0.5 * w, 0.5 * h])[:, None]   # flips act first; grid_sample's [-1, 1] units
+        xs = torch.linspace((1 - w) * 0.5, (w - 1) * 0.5, w)                      # pixel centres from the image centre
+        ys = torch.linspace((1 - h) * 0.5, (h - 1) * 0.5, h)
+        grid = torch.empty(n, h, w, 2)
+        for k in range(2):   # a x + b y + c as a column plus a row: one full-size addition, not affine_grid's slow bmm
+            torch.add((m[:, k, 1, None] * ys + m[:, k, 2, None])[:, :, None], (m[:, k, 0, None] * xs)[:, None, :], out=grid[..., k])
+        return F.grid_sample(images.contiguous(), grid.to(images.dtype), mode='nearest', padding_mode='zeros', align_corners=False)
+
+    def __call__(self, images:torch.Tensor) -> torch.Tensor:
+        return self.apply(images, self.draw(len(images), *images.shape[-2:]))
+
+class BatchAugmented(torch.utils.data.Dataset):
+    "A `TaskDataset` read without augmentation; every batch the DataLoader fetches (`__getitems__`) is augmented at once by `augment`."
+    def __init__(self, dataset, augment): self.dataset, self.augment = dataset, augment
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, k): return self.__getitems__([k])[0]
+    def __getitems__(self, ks:list) -> list[dict]:
+        d = self.dataset
+        idx = [int(d.indices[k]) for k in ks]
+        raw = [np.asarray(d.source.image(i)) for i in idx]
+        if d.mask_spec() or len({r.shape for r in raw}) > 1:      # masks or mixed sizes: the dataset's own path, case by case
+            images = torch.stack([d[k]['image'] for k in ks])
+        else:                                                     # one size: the dataset's resize, on the whole batch
+            images = d.transform(tv_tensors.Image(torch.from_numpy(np.stack(raw)).permute(0, 3, 1, 2))).as_subclass(torch.Tensor)
+            images = images.to(torch.float32, memory_format=torch.contiguous_format).div_(255)   # (N, C, H, W) in memory: 2x faster warps
+        return [{'image': im, 'index': i, **d.targets(i)} for im, i in zip(self.augment(images), idx)]
+    def __getattr__(self, name):   # the labels (`y`), tasks, source... are the dataset's
+        if name == 'dataset': raise AttributeError(name)
+        return getattr(self.dataset, name)
+
 # %% ../nbs/14_models_gated.ipynb #23c15da8
-def seven_point_loss(outputs:dict, batch:dict, beta:float=2.0) -> dict:
-    "Sum over tasks of the focal loss (`beta`) weighted by per-batch label weights; parts per task."
+def seven_point_loss(outputs:dict, batch:dict, beta:float=2.0, weighted:bool|None=None) -> dict:
+    """Eq. 10 without its L2 term: (1/b) sum over tasks and cases of the focal loss (eq. 9), with the label weights of
+    eq. 8 when `weighted`. `weighted=None`: while gradients are recorded (training), not under `torch.no_grad`
+    (validation and testing, which the paper scores without weights). Parts per task."""
+    if weighted is None: weighted = torch.is_grad_enabled()
     parts = {}
     for t, logits in outputs.items():
         y = batch['labels'][t]
-        parts[f'loss_{t}'] = focal_loss(logits, y, gamma=beta, weight=batch_label_weights(y, logits.shape[1]))
+        w = batch_label_weights(y, logits.shape[1]) if weighted else None
+        parts[f'loss_{t}'] = focal_loss(logits, y, gamma=beta, weight=w, reduction='sum') / len(y)
     return {'loss': torch.stack(list(parts.values())).sum(), **parts}
 
 # %% ../nbs/14_models_gated.ipynb #b1eb3dbb
@@ -204,6 +271,60 @@ def table2(scores:dict, prefix:str='') -> pd.DataFrame:
     return pd.DataFrame({m: [scores[f'{prefix}{t}_{m}'] for t in rows] for m in ('accuracy', 'recall', 'precision')},
                         index=pd.Index([r if r != 'criteria' else 'criteria average' for r in rows], name='task'))
 
+# %% ../nbs/14_models_gated.ipynb #0c442710
+_TABLE2 = """variant metric DIAG PN BWV VS PIG STR DaG RS avg
+gated ac 45.8 55.4 85.1 63.5 62.5 49.1 48.6 65.1 61.3
+gated rc 45.5 53.2 76.5 49.9 53.8 52.4 50.6 67.2 57.7
+gated pr 40.3 53.9 75.7 44.0 53.7 46.0 49.8 63.5 55.2
+gated-half ac 51.4 50.6 75.2 60.5 58.5 41.5 53.4 60.0 57.1
+gated-half rc 47.8 51.2 77.5 48.1 51.5 50.3 54.3 64.6 56.8
+gated-half pr 40.0 52.6 68.2 42.3 50.2 44.0 53.2 61.5 53.1
+gated-double ac 45.8 53.7 71.6 45.1 57.0 54.4 53.2 66.1 57.3
+gated-double rc 41.0 53.5 79.4 42.2 52.5 52.6 53.7 66.4 57.2
+gated-double pr 37.5 53.4 68.4 38.1 51.5 48.3 52.8 63.1 53.7
+gated-off ac 44.3 44.8 77.2 47.8 43.3 42.8 47.3 56.7 51.4
+gated-off rc 38.5 47.7 79.8 47.5 46.5 53.9 49.0 65.0 55.6
+gated-off pr 35.3 49.8 70.0 42.0 42.9 46.4 48.3 62.4 51.7
+gated-binary ac 77.2 58.0 79.5 58.2 62.0 57.2 54.4 60.0 61.3
+gated-binary rc 71.0 56.4 78.2 51.9 47.9 52.6 55.7 65.8 58.3
+gated-binary pr 70.3 56.3 70.5 44.3 52.3 48.3 55.2 62.5 55.6"""   # Coppola et al., Table 2, in %
+
+_TABLE3 = """variant kind truth pred0 pred1
+all rule_on_truth 0 121 173
+all rule_on_truth 1 1 100
+gated inferred 0 108 186
+gated inferred 1 11 90
+gated direct 0 281 13
+gated direct 1 76 25
+gated-binary inferred 0 78 216
+gated-binary inferred 1 8 93
+gated-binary direct 0 246 48
+gated-binary direct 1 42 59"""   # Coppola et al., Table 3 (tau = 1); GT = the rule on the true criteria
+
+_T3_INDEX = ['rule_on_truth', 'inferred', 'direct']
+_T3_COLUMNS = {'pred0': 'predicted 0 (not melanoma)', 'pred1': 'predicted 1 (melanoma)'}
+
+def published_table2(variant:str) -> pd.DataFrame:
+    "Table 2 of Coppola et al. for `variant` (a system name), as fractions, in the shape of `table2`; empty if not published."
+    t = pd.read_csv(io.StringIO(_TABLE2), sep=' ')
+    t = t[t.variant == variant].set_index('metric').drop(columns='variant').T / 100
+    t = t.rename(columns={'ac': 'accuracy', 'rc': 'recall', 'pr': 'precision'}).rename(index={'avg': 'criteria average'})
+    t.index.name, t.columns.name = 'task', None
+    return t
+
+def published_table3(variant:str) -> pd.DataFrame:
+    "Table 3 of Coppola et al.: GT (the rule on the true criteria) and, where published, `variant`'s inferred and direct rows."
+    t = pd.read_csv(io.StringIO(_TABLE3), sep=' ')
+    t = t[t.variant.isin(['all', variant])].drop(columns='variant').set_index(['kind', 'truth']).rename(columns=_T3_COLUMNS)
+    return t.reindex([(k, y) for k in _T3_INDEX for y in (0, 1) if (k, y) in t.index])
+
+def table3(checklist:dict, tau:int=1) -> pd.DataFrame:
+    "A run's checklist summary (`metrics.json` test.checklist) laid out like Table 3: (kind, truth) x prediction counts."
+    rows = {(k, y): checklist[f'tau{tau}'][k]['confusion'][y] for k in _T3_INDEX for y in (0, 1)}
+    t = pd.DataFrame.from_dict(rows, orient='index', columns=list(_T3_COLUMNS.values()))
+    t.index = pd.MultiIndex.from_tuples(t.index, names=['kind', 'truth'])
+    return t
+
 # %% ../nbs/14_models_gated.ipynb #086bc8f3
 @dataclass
 class GatedOptions(Options):
@@ -228,29 +349,41 @@ class GatedMTL(System):
     task_family = 'seven_point'
     Options = GatedOptions
     profiles = {
+        # quick shrinks the paper's recipe for a CPU: 600 SynthDerm cases, 128 px (the paper 256), 10 epochs, no early stopping
         'quick': dict(n=600, size=128, epochs=10, batch_size=144, steps_per_epoch=5, optimizer='adam', lr=1e-3,
                       weight_decay=1e-4, patience=None),
-        'full': dict(n=4000, size=256, epochs=300, batch_size=144, steps_per_epoch=5, optimizer='adam', lr=1e-3,
-                     weight_decay=1e-4, patience=30, num_workers=4)}
+        # full is the paper's: 256 px, Adam 1e-3 (gates 100x), L2 1e-4, epochs of 5 iterations, patience 50 on the
+        # validation loss; the cap of 2000 epochs is ours (the paper stops on patience alone)
+        'full': dict(n=4000, size=256, epochs=2000, batch_size=144, steps_per_epoch=5, optimizer='adam', lr=1e-3,
+                     weight_decay=1e-4, patience=50, num_workers=4)}
 
     def tasks(self, cfg:TrainConfig) -> dict:
         "Task -> class names (DIAG is ['rest', 'MEL'] in the binary variant)."
         return {t: (['rest', 'MEL'] if t == 'DIAG' and cfg.options.get('binary') else list(c)) for t, c in TASKS.items()}
 
     def prepare(self, cfg, source):
+        "Check the input size; the batch is k cases per label of the training split (b = 24k, 21k when DIAG is binary)."
         setup = scaled_setup(cfg.options['width'])
         if feature_sizes(cfg.size, setup)[-1] < 1:
             raise DataError(f'{self.name}: the input is too small for four valid convolution + pooling stages',
                             field='size', value=cfg.size, expected=f'at least {min_input_size(setup)} pixels (128 quick, 256 full)')
-        return cfg
+        y = self.eval_dataset(cfg, source, 'train').y
+        return cfg.replace(batch_size=cfg.options['k'] * int(sum(y[c].nunique() for c in y)))
+
+    def dataset(self, cfg, source, split):
+        "Training: the paper's augmentation a batch at a time (`BatchAugmented`); other splits as `eval_dataset`."
+        ds = self.eval_dataset(cfg, source, split)
+        return BatchAugmented(ds, BatchAffine(**PAPER_AUGMENTATION)) if split == 'train' else ds
+
+    def eval_dataset(self, cfg, source, split):
+        return SevenPointDataset(source, split, binary=cfg.options.get('binary', False), size=cfg.size, augment=False)
 
     def build_model(self, cfg):
         o = cfg.options
         return GatedMTLNet(self.tasks(cfg), width=o['width'], gates=o['gates'], gamma_g=o['gamma_g'], dropout=o['dropout'])
 
     def sampler(self, cfg, train_ds):
-        return BalancedBatchSampler(train_ds.y, k=cfg.options['k'], batch_size=cfg.batch_size,
-                                    num_batches=cfg.steps_per_epoch, seed=cfg.seed)
+        return BalancedBatchSampler(train_ds.y, k=cfg.options['k'], num_batches=cfg.steps_per_epoch, seed=cfg.seed)
 
     def loss(self, cfg):
         beta = cfg.options['focal_beta']
@@ -289,11 +422,45 @@ class GatedMTL(System):
         return {**res, 'checklist': checklist_summary(ck)}
 
     def paper_table(self, run_dir):
-        """The run's test scores shaped like Table 2 of Coppola et al.: one row per task (DIAG, the seven criteria) and
-        their average over the criteria; columns accuracy, macro recall, macro precision."""
-        m = load_json(Path(run_dir)/'metrics.json')
-        df = table2(m.get('test') or {})
-        if df.empty: raise DataError('no 7-point test scores in the run', file=Path(run_dir)/'metrics.json', field='test')
+        """The run's test scores shaped like Table 2 of Coppola et al. (rows DIAG, the seven criteria and their average;
+        columns accuracy, macro recall, macro precision), with the published row of this variant (`with_published`);
+        `attrs['table3']`: the binary melanoma confusion matrices of Table 3 (tau = 1) beside the published ones."""
+        run_dir = Path(run_dir)
+        m = (load_json(run_dir/'metrics.json').get('test') or {})
+        df = table2(m)
+        if df.empty: raise DataError('no 7-point test scores in the run', file=run_dir/'metrics.json', field='test')
+        label = dermxai_label(TrainConfig.load(run_dir/'config.json'))
+        with_published(df, published_table2(self.name), 'Derm7pt test split, 395 cases; Coppola et al., Table 2', label)
         df.attrs['caption'] = (f'Table 2 of Coppola, Lee & Guan (gated multi-task network): {self.name}, test split, '
                                'accuracy / macro recall / macro precision per task and averaged over the 7 criteria')
+        if 'checklist' in m:
+            t3 = with_published(table3(m['checklist']), published_table3(self.name),
+                                'Derm7pt test split, 395 cases; Coppola et al., Table 3', label)
+            t3.attrs['caption'] = (f'Table 3 of Coppola, Lee & Guan: melanoma (1) vs not (0), {self.name}, test split; rows truth, '
+                                   'columns prediction; inferred = the 7-point rule (tau = 1) on the predicted criteria')
+            df.attrs['table3'] = t3
         return df
+
+# %% ../nbs/14_models_gated.ipynb #30dfc283
+def gate_gradients(model:GatedMTLNet, batch:dict, loss_fn) -> pd.DataFrame:
+    """One training-mode backward pass of `loss_fn` on `batch` (on a copy of `model`), per gated block: foreign `gates`,
+    those with `no_gradient` (exactly 0), of these `on_dead_channels` (source channel 0 over the batch after batch norm),
+    `saturated` gates (alpha within 1e-3 of 0 or 1), `sf_half` (SF within 0.02 of 0.5) and `sf_half_split` (of those, some
+    channels below 0.1 and some above 0.9)."""
+    m = copy.deepcopy(model).train()
+    acts = {}
+    for b, g in enumerate(m.gates): g.bn.register_forward_hook(lambda mod, i, o, b=b: acts.__setitem__(b, o.detach()))
+    loss_fn(m(batch['image']), batch)['loss'].backward()
+    rows = []
+    for b, g in enumerate(m.gates):
+        if g.raw is None: continue                       # gates off: nothing to learn
+        T, C, foreign = g.n_tasks, g.channels, ~g.own
+        grad = torch.zeros(T, T, C); grad[foreign] = g.raw.grad.flatten()
+        dead = acts[b].reshape(len(acts[b]), T, C, -1).abs().amax((0, 3)) == 0          # (source, channel)
+        a = g.alpha().detach(); half = ((a.mean(-1) - 0.5).abs() < 0.02) & ~torch.eye(T, dtype=torch.bool)
+        rows.append({'block': m.block_names[b], 'gates': int(foreign.sum()), 'no_gradient': int(((grad == 0) & foreign).sum()),
+                     'on_dead_channels': int(((grad == 0) & foreign & dead[None]).sum()),
+                     'saturated': int((((a < 1e-3) | (a > 1 - 1e-3)) & foreign).sum()), 'sf_half': int(half.sum()),
+                     'sf_half_split': int((half & (a < 0.1).any(-1) & (a > 0.9).any(-1)).sum())})
+    cols = ['block', 'gates', 'no_gradient', 'on_dead_channels', 'saturated', 'sf_half', 'sf_half_split']
+    return pd.DataFrame(rows, columns=cols).set_index('block')

@@ -13,8 +13,11 @@ import torch.nn as nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from .core import DataError, DermxaiError
-from .datasets import ClassificationDataset, CentralPatch, CropsDataset, multiscale_train_transforms
-from .systems import ClassifierOptions, Normalize, System, average_crops, option, register_system
+from torchvision.transforms import v2
+
+from .datasets import (ARL_PATCH_SCALES, ClassificationDataset, CentralPatch, CropsDataset, RepeatedDataset,
+                              multiscale_train_transforms)
+from .systems import SAMPLING, ClassifierOptions, Normalize, System, average_crops, option, register_system
 from .weights import read_weights
 
 # %% auto #0
@@ -69,12 +72,15 @@ def load_resnet_weights(model:ResNetClassifier, path:str|Path) -> ResNetClassifi
 # %% ../nbs/10a_models_resnet.ipynb #384419f2
 @dataclass
 class ResNetOptions(ClassifierOptions):
-    "Options of the ResNet classifiers (ARL-CNN adds its own)."
+    "Options of the ResNet classifiers (ARL-CNN adds its own); the defaults are Zhang et al.'s recipe."
     depth: int = option(14, 'number of layers', sorted(RESNET_LAYERS))
     weights: str | None = option(None, 'local file with ResNet weights (torchvision layout) to start from (lr then defaults to 1e-4)')
-    patch_scales: list[float] = option([], 'multi-scale central patches for training: fractions of the shorter side, e.g. 0.6 0.8 1.0',
+    sampling: str = option('shuffle', "'shuffle' (the paper's) or 'class_weighted' (every class equally often in expectation)", SAMPLING)
+    patch_scales: list[float] = option(ARL_PATCH_SCALES, 'training patches: fractions of the image size, drawn at random (the paper: 0.2 0.4 0.6 0.8)',
                                        range=(0.01, 1))
-    test_crops: int = option(1, '9: average the softmax over a 3 x 3 grid of crops at validation and test; 1: off', [1, 9])
+    patches_per_image: int = option(60, 'training patches drawn per image per epoch (the paper: 60)', range=(1, 1000))
+    test_crops: int = option(9, 'random multi-scale patches per image at validation and test, softmax averaged (the paper: 9); 1: the whole image',
+                             range=(1, 100))
     def check(self):
         if self.patch_scales: CentralPatch(self.patch_scales)   # fractions in (0, 1]
 
@@ -85,13 +91,17 @@ class ResNetSystem(System):
     "Bottleneck ResNet-14 / ResNet-50 classifiers (the ARL paper's baselines), trained with the ARL paper's recipe."
     paper = 'He et al., Deep residual learning (2016); baselines of Zhang et al., Attention residual learning (2019)'
     Options = ResNetOptions
-    profiles = {k: {**v, 'scheduler': 'step', 'step_size': 30, 'gamma': 0.5} for k, v in System.profiles.items()}
+    profiles = {'quick': {**System.profiles['quick'], 'scheduler': 'step', 'step_size': 30, 'gamma': 0.5},
+                'full': dict(n=4000, size=224, epochs=100, batch_size=32, num_workers=4, channels_last=True,
+                             scheduler='step', step_size=30, gamma=0.5)}
+    profile_options = {'quick': {'patches_per_image': 1}}   # what `quick` shrinks of the paper's options
     fine_tune_lr = 1e-4
 
     def config(self, profile='quick', **overrides):
-        opts = overrides.get('options') or {}
+        opts = {**self.profile_options.get(profile, {}), **(overrides.get('options') or {})}
+        overrides = {**overrides, 'options': opts}
         if (opts.get('weights') or self.fixed.get('weights')) and overrides.get('lr') is None:
-            overrides = {**overrides, 'lr': self.fine_tune_lr}   # fine-tuning from weights: the paper's 1e-4
+            overrides['lr'] = self.fine_tune_lr   # fine-tuning from weights: the paper's 1e-4
         return super().config(profile, **overrides)
 
     def make_model(self, cfg) -> ResNetClassifier:
@@ -104,13 +114,18 @@ class ResNetSystem(System):
         return m
 
     def dataset(self, cfg, source, split):
+        "Training: `patches_per_image` multi-scale central patches of every image per epoch (`patch_scales` [] : the default augmentation)."
         scales = cfg.options.get('patch_scales') or []
         if split == 'train' and scales:
-            return ClassificationDataset(source, split, task=cfg.options.get('task', 'mel'), size=cfg.size,
-                                         transform=multiscale_train_transforms(cfg.size, scales))
+            ds = ClassificationDataset(source, split, task=cfg.options.get('task', 'mel'), size=cfg.size,
+                                       transform=multiscale_train_transforms(cfg.size, scales))
+            k = cfg.options.get('patches_per_image', 1)
+            return RepeatedDataset(ds, k) if k > 1 else ds
         return super().dataset(cfg, source, split)
 
     def eval_dataset(self, cfg, source, split):
-        "With `test_crops` 9, each case as its nine crops (validation and test)."
-        ds = super().eval_dataset(cfg, source, split)
-        return CropsDataset(ds) if cfg.options.get('test_crops', 1) > 1 and split != 'train' else ds
+        "With `test_crops` k > 1, each case as k random multi-scale patches of the whole image, the same on every read."
+        k = cfg.options.get('test_crops', 1)
+        if k <= 1 or split == 'train': return super().eval_dataset(cfg, source, split)
+        ds = ClassificationDataset(source, split, task=cfg.options.get('task', 'mel'), size=cfg.size, transform=v2.Identity())
+        return CropsDataset(ds, k=k, size=cfg.size, scales=cfg.options.get('patch_scales') or ARL_PATCH_SCALES, seed=cfg.seed)

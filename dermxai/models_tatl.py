@@ -29,14 +29,15 @@ from .core import DataError, TrainConfig, atomic_path, get_device, load_json
 from .datasets import SegmentationDataset
 from .losses import SegmentationMetrics
 from .sources import CaseSource
-from .systems import Normalize, Options, Stage, System, option, register_system
+from .systems import Normalize, Options, Stage, System, dermxai_label, option, register_system, with_published
 from .weights import load_weights, read_weights
 from .vocab import ISIC_ATTRIBUTES
 
 # %% auto #0
-__all__ = ['TATL_ARCHS', 'TABLE2', 'PAPER_TABLE2', 'SegmentNet', 'load_encoder_weights', 'tatl_loss', 'lesion_box', 'box_pixels',
-           'boxes_from_logits', 'crop_to_box', 'paste_back', 'LesionCropDataset', 'parse_stages', 'TATLModel',
-           'TATLOptions', 'TATL', 'score_tatl']
+__all__ = ['TATL_ARCHS', 'TABLE2', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_WINNERS', 'SegmentNet', 'load_encoder_weights',
+           'tatl_loss', 'lesion_box', 'box_pixels', 'boxes_from_logits', 'crop_to_box', 'paste_back',
+           'LesionCropDataset', 'parse_stages', 'TATLModel', 'published_table', 'TATLOptions', 'TATL', 'score_tatl',
+           'TATLEnsemble']
 
 # %% ../nbs/13_models_tatl.ipynb #cc132342
 TATL_ARCHS = {'unet': smp.Unet, 'linknet': smp.Linknet}
@@ -107,14 +108,16 @@ def load_encoder_weights(net:SegmentNet, path:str|Path) -> SegmentNet:
     return net
 
 # %% ../nbs/13_models_tatl.ipynb #7d9c4921
-def tatl_loss():
-    "0.5 Dice + 0.5 Jaccard (smp, binary, from logits) of `outputs` vs `batch['mask']`; parts are recorded too."
-    dice = smp.losses.DiceLoss('binary', from_logits=True)
-    jaccard = smp.losses.JaccardLoss('binary', from_logits=True)
+def tatl_loss(alpha:float=1e-5, lambdas=(0.5, 0.5)):
+    "Eq. 1 of Nguyen et al.: per image λ1·D + λ2·J (eqs. 2, 3) of sigmoid(`outputs`) vs `batch['mask']`, summed over channels, mean over images."
     def loss(outputs, batch):
-        d, j = dice(outputs, batch['mask']), jaccard(outputs, batch['mask'])
-        return {'loss': 0.5 * d + 0.5 * j, 'dice_loss': d, 'jaccard_loss': j}
+        p, y = torch.sigmoid(outputs).flatten(2), batch['mask'].flatten(2).to(outputs.dtype)   # (N, C, pixels)
+        sp, sy, spy = p.sum(-1), y.sum(-1), (p * y).sum(-1)
+        d = ((sy + sp - 2 * spy) / (sy + sp + alpha)).sum(1).mean()           # eq. 2
+        j = ((sy + sp - 2 * spy) / (sy + sp - spy + alpha)).sum(1).mean()     # eq. 3
+        return {'loss': lambdas[0] * d + lambdas[1] * j, 'dice_loss': d, 'jaccard_loss': j}
     return loss
+
 
 # %% ../nbs/13_models_tatl.ipynb #de8eba13
 def lesion_box(mask, offset:float=0.04) -> np.ndarray:
@@ -191,7 +194,6 @@ class LesionCropDataset(SegmentationDataset):
 
 # %% ../nbs/13_models_tatl.ipynb #fdb21be8
 TABLE2 = {'3': 'Stage 3', '2,3': 'Stages 2,3', '1,3': 'Stages 1,3', '1,2,3': 'Stages 1,2,3'}   # the paper's ablation
-PAPER_TABLE2: dict[str, dict[str, float]] = {}   # variant -> attribute -> Jaccard; not found, left empty on purpose
 
 def parse_stages(stages) -> tuple[int, ...]:
     "Stages as a sorted tuple from '1,2,3', '123', [1, 2, 3]...; one of Table 2's four combinations."
@@ -212,6 +214,8 @@ class TATLModel(nn.Module):
 
     @property
     def crops(self) -> bool: return 'lesion' in self.nets
+    @property
+    def head_names(self) -> list[str]: return list(self.nets)
 
     def forward(self, x:torch.Tensor, crops:torch.Tensor|None=None, boxes=None) -> dict[str, torch.Tensor]:
         "Full-frame logits (N, 1, H, W) of every network for whole images `x` (N, 3, H, W) in [0, 1]."
@@ -237,6 +241,36 @@ class TATLModel(nn.Module):
         out = paste_back(maps[:, None] if squeeze else maps, self.last_boxes, height, width, fill=fill)
         return out[:, 0] if squeeze else out
 
+# %% ../nbs/13_models_tatl.ipynb #ab474767
+_T2_ATTRS = ['pigment_network', 'globules', 'milia_like_cyst', 'negative_network', 'streaks', 'average']   # the paper's row order
+_T3_ATTRS = ['pigment_network', 'milia_like_cyst', 'negative_network', 'streaks', 'average']
+def _columns(attrs, *cols):
+    "Table columns (Jaccard, Dice pairs per method) -> {method: {'jaccard': {attr: v}, 'dice': {attr: v}}}."
+    methods = ['ISIC 1st', '3', '2,3', '1,3', '1,2,3']
+    return {m: {k: dict(zip(attrs, (row[2 * c + d] for row in cols))) for d, k in enumerate(('jaccard', 'dice'))}
+            for c, m in enumerate(methods)}
+
+PAPER_TABLE2 = _columns(_T2_ATTRS,   # Table 2 of Nguyen et al. (ISIC 2018): Jaccard, Dice for ISIC 2018 1st, Stage 3, 2,3, 1,3, 1,2,3
+    (0.563, 0.720, 0.532, 0.691, 0.580, 0.721, 0.542, 0.701, 0.584, 0.730),    # pigment network
+    (0.341, 0.508, 0.308, 0.471, 0.368, 0.546, 0.332, 0.467, 0.379, 0.552),    # globules
+    (0.171, 0.289, 0.141, 0.252, 0.161, 0.268, 0.142, 0.264, 0.172, 0.288),    # milia-like cysts
+    (0.228, 0.371, 0.149, 0.260, 0.269, 0.403, 0.194, 0.348, 0.283, 0.438),    # negative network
+    (0.156, 0.270, 0.139, 0.241, 0.254, 0.394, 0.135, 0.224, 0.254, 0.401),    # streaks
+    (0.292, 0.432, 0.254, 0.383, 0.326, 0.466, 0.269, 0.401, 0.334, 0.482))    # average
+PAPER_TABLE3 = _columns(_T3_ATTRS,   # Table 3 (ISIC 2017), same columns; the winner is Kawahara and Hamarneh
+    (0.389, 0.556, 0.426, 0.597, 0.499, 0.667, 0.497, 0.665, 0.516, 0.681),    # pigment network
+    (0.119, 0.215, 0.072, 0.127, 0.091, 0.157, 0.101, 0.172, 0.108, 0.188),    # milia-like cysts
+    (0.201, 0.333, 0.126, 0.218, 0.191, 0.310, 0.147, 0.251, 0.213, 0.334),    # negative network
+    (0.192, 0.321, 0.139, 0.233, 0.203, 0.336, 0.139, 0.232, 0.215, 0.346),    # streaks
+    (0.225, 0.356, 0.191, 0.294, 0.246, 0.367, 0.221, 0.330, 0.263, 0.387))    # average
+PAPER_WINNERS = {2: 'ISIC 2018 1st (Koohbanani et al.)', 3: 'ISIC 2017 1st (Kawahara and Hamarneh)'}
+
+def published_table(table:int=2, metric:str='jaccard') -> pd.DataFrame:
+    "Table 2 (ISIC 2018) or 3 (ISIC 2017) of Nguyen et al. for `metric` ('jaccard' or 'dice'): rows methods, columns attributes + average."
+    src = {2: PAPER_TABLE2, 3: PAPER_TABLE3}[table]
+    rows = {PAPER_WINNERS[table] if m == 'ISIC 1st' else TABLE2[m]: v[metric] for m, v in src.items()}
+    return pd.DataFrame.from_dict(rows, orient='index')
+
 # %% ../nbs/13_models_tatl.ipynb #bb1275c2
 def _box_table(path) -> xr.Dataset:
     with xr.open_dataset(path) as ds: return ds.load()
@@ -247,10 +281,7 @@ def _stage_boxes(path, split:str|None, train_crops:str) -> np.ndarray:
     use_truth = train_crops == 'truth' and split in ('train', 'valid')
     return (ds.box_truth if use_truth else ds.box_predicted).values
 
-def _table2_row(variant:str, freeze:bool) -> str:
-    "Row label of Table 2: the stage combination, with the strategy where target segmenters start from stage 2."
-    v = ','.join(map(str, parse_stages(variant)))
-    return f"{TABLE2[v]} ({'TATL-Freeze' if freeze else 'TATL-Non-Freeze'})" if '2' in v else TABLE2[v]
+def _strategy(freeze:bool) -> str: return 'TATL-Freeze' if freeze else 'TATL-Non-Freeze'
 
 @dataclass
 class TATLOptions(Options):
@@ -264,6 +295,11 @@ class TATLOptions(Options):
                               ['predicted', 'truth'])
     attributes: list[str] = option(list(ISIC_ATTRIBUTES), 'the attributes to train target segmenters for', ISIC_ATTRIBUTES)
     weights: str | None = option(None, 'local file with encoder weights for the networks not initialised from the union segmenter')
+    lesion_epochs: int | None = option(None, "Segment-Net's epochs (the paper trains it apart, for epochs it does not state; None: the run's)",
+                                       range=(1, 10**6))
+    augment: bool = option(False, 'augment the training images (the paper trains TATL without augmentation)')
+    match_steps: bool = option(False, "without stage 2, train the target segmenters for twice the epochs (the union segmenter's "
+                                      "and their own): the compute-matched ablation baseline")
     stage: str | None = option(None, "the network a sub-run trains ('stage1_lesion', 'stage2_union', 'stage3_<attribute>')", internal=True)
     target: str | None = option(None, "that network's target mask", internal=True)
     boxes: str | None = option(None, "the lesion boxes of stage 1 (boxes.nc) that the sub-run's crops are cut to", internal=True)
@@ -278,8 +314,8 @@ class TATL(System):
     paper = 'Nguyen et al., TATL: Task Agnostic Transfer Learning for Skin Attributes Detection (Medical Image Analysis 2022)'
     task_family = 'segmentation'
     Options = TATLOptions
-    profiles = {'quick': dict(n=400, size=64, epochs=2, batch_size=16, weight_decay=0.0, patience=3),
-                'full': dict(n=4000, size=256, epochs=100, batch_size=16, weight_decay=0.0, patience=10, num_workers=4)}
+    profiles = {'quick': dict(n=400, size=64, epochs=2, batch_size=16, weight_decay=0.0, patience=3),    # CPU-sized: 64 px, 2 epochs
+                'full': dict(n=4000, size=256, epochs=40, batch_size=16, weight_decay=0.0, patience=10, num_workers=4)}   # Section 5.2
 
     def build_model(self, cfg:TrainConfig) -> nn.Module:
         "One SegmentNet for a stage's sub-run; the whole TATLModel for the run itself."
@@ -299,10 +335,11 @@ class TATL(System):
         "A stage's data: its target mask, on lesion crops when stage 1 made boxes; the run's: every mask, whole images."
         o = cfg.options
         if not o.get('stage'): return SegmentationDataset(source, split, targets=list(self.heads(cfg)), size=cfg.size, augment=False)
+        aug = bool(o.get('augment')) and split == 'train'
         if o.get('boxes'):
-            return LesionCropDataset(source, split, targets=[o['target']], size=cfg.size,
+            return LesionCropDataset(source, split, targets=[o['target']], size=cfg.size, augment=aug,
                                      boxes=_stage_boxes(o['boxes'], split, o['train_crops']))
-        return SegmentationDataset(source, split, targets=[o['target']], size=cfg.size)
+        return SegmentationDataset(source, split, targets=[o['target']], size=cfg.size, augment=aug)
 
     def loss(self, cfg:TrainConfig): return tatl_loss()
 
@@ -359,10 +396,10 @@ def _write_boxes(net:nn.Module, cfg:TrainConfig, source:CaseSource, path:Path, p
     with atomic_path(path, suffix='.nc') as tmp: out.to_netcdf(tmp)
 
 @patch
-def _stage_cfg(self:TATL, cfg:TrainConfig, stage:str, target:str, boxes=None) -> TrainConfig:
-    "The configuration of one network's sub-run: the run's, with the stage, its target and its boxes."
+def _stage_cfg(self:TATL, cfg:TrainConfig, stage:str, target:str, boxes=None, epochs:int|None=None) -> TrainConfig:
+    "The configuration of one network's sub-run: the run's, with the stage, its target, its boxes (and its epochs)."
     return cfg.replace(options={**cfg.options, 'stage': stage, 'target': target,
-                                'boxes': str(Path(boxes).resolve()) if boxes else None})
+                                'boxes': str(Path(boxes).resolve()) if boxes else None}, epochs=epochs or cfg.epochs)
 
 @patch
 def stages(self:TATL, cfg:TrainConfig, source:CaseSource, out:Path, progress:bool=True):
@@ -375,7 +412,8 @@ def _plan(self:TATL, cfg:TrainConfig, source:CaseSource, out:Path, progress:bool
     o, stages = cfg.options, parse_stages(cfg.options['stages'])
     boxes, init = None, None
     if 1 in stages:
-        net = yield Stage('stage1_lesion', _Stage(), self._stage_cfg(cfg, 'stage1_lesion', 'lesion'), 'Segment-Net (lesion)')
+        net = yield Stage('stage1_lesion', _Stage(), self._stage_cfg(cfg, 'stage1_lesion', 'lesion', epochs=o.get('lesion_epochs')),
+                          'Segment-Net (lesion)')
         boxes, lesion_net = out/'stage1_lesion'/'boxes.nc', out/'stage1_lesion'/'model.safetensors'
         if not boxes.exists() or boxes.stat().st_mtime_ns < lesion_net.stat().st_mtime_ns:   # new or retrained Segment-Net
             _write_boxes(net, cfg, source, boxes, progress)
@@ -383,9 +421,11 @@ def _plan(self:TATL, cfg:TrainConfig, source:CaseSource, out:Path, progress:bool
         net = yield Stage('stage2_union', _Stage(), self._stage_cfg(cfg, 'stage2_union', 'union', boxes),
                           'attribute-agnostic segmenter (union of the attributes)')
         init = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    # compute-matched baseline: from scratch, a target segmenter gets the union segmenter's epochs and its own
+    epochs = 2 * cfg.epochs if init is None and o.get('match_steps') else cfg.epochs
     for a in o['attributes']:
-        how = ('from the union segmenter' + (', encoder frozen' if o['freeze'] else '')) if init is not None else 'from scratch'
-        yield Stage(f'stage3_{a}', _Stage(init), self._stage_cfg(cfg, f'stage3_{a}', a, boxes), f'target segmenter {a} ({how})')
+        how = ('from the union segmenter' + (', encoder frozen' if o['freeze'] else '')) if init is not None else f'from scratch, {epochs} epochs'
+        yield Stage(f'stage3_{a}', _Stage(init), self._stage_cfg(cfg, f'stage3_{a}', a, boxes, epochs), f'target segmenter {a} ({how})')
     model = self.build_model(cfg)
     for name, net in model.nets.items():
         d = {'lesion': 'stage1_lesion', 'union': 'stage2_union'}.get(name, f'stage3_{name}')
@@ -399,7 +439,7 @@ def score_tatl(model:TATLModel, cfg:TrainConfig, source:CaseSource, split:str='t
     device = get_device(device)
     model = model.to(device).eval()
     attrs = list(model.attributes)
-    extra = [n for n in ('lesion', 'union') if n in model.nets]
+    extra = [n for n in ('lesion', 'union') if n in model.head_names]
     names = extra + attrs
     size, bs = cfg.size, cfg.batch_size
     full = SegmentationDataset(source, split, targets=names, size=size, augment=False)
@@ -485,32 +525,48 @@ def evaluate(self:TATL, model:nn.Module, cfg:TrainConfig, source:CaseSource, spl
     return {**scored['metrics'], 'attributes': _attribute_table(source, cfg.options['attributes'], scored['metrics']),
             'boxes': scored['boxes']}
 
+_SHAPES = {'unet': 'U-shape', 'linknet': 'Link-shape'}
+
 @patch
-def paper_table(self:TATL, run_dir:str|Path) -> pd.DataFrame:
-    """Test Jaccard per attribute and their average in the shape of Table 2 of Nguyen et al.: one row per stage
-    combination (and strategy). `run_dir` is one run (one row), or a `tatl_ablation` directory or its `ablation.nc`
-    (a row per variant, the mean over its seeds)."""
+def paper_table(self:TATL, run_dir:str|Path, metric:str='jaccard') -> pd.DataFrame:
+    """Test `metric` ('jaccard' or 'dice') per attribute and their average in the shape of Table 2 of Nguyen et al.: a row
+    per stage combination. `run_dir` is one run (one row), or a `tatl_ablation` directory or its `ablation.nc` (a row per
+    variant, mean over its seeds; the U+Link ensemble where it trained both). Table 2 itself is attached (`with_published`)."""
     run_dir = Path(run_dir)
     abl = run_dir if run_dir.suffix == '.nc' else run_dir/'ablation.nc'
     if abl.exists():
         with xr.open_dataset(abl) as ds: ds = ds.load()
-        freeze, seeds = bool(ds.attrs.get('freeze')), list(ds.seed.values)
-        J = ds.jaccard.mean('seed').to_pandas()
-        J.index = [_table2_row(v, freeze) for v in ds.variant.values]
-        J['average'] = ds.jaccard.mean('attribute').mean('seed').values
-        paper = ds.paper_jaccard.to_pandas()
-        paper.index, paper['average'] = J.index, paper.mean(axis=1, skipna=False)
-        note = f'mean over seeds {seeds}'
+        tab = ds[metric].mean('seed').to_pandas()
+        tab['average'] = ds[metric].mean('attribute').mean('seed').values
+        tab.index = [TABLE2[str(v)] for v in ds.variant.values]
+        seeds, a = [int(s) for s in ds.seed.values], ds.attrs
+        cfg = TrainConfig(system='tatl', data=a.get('data_name', 'synth'), n=int(a.get('n', 600)), size=int(a.get('size', 64)),
+                          profile=a.get('profile', 'quick'), seed=seeds[0])
+        archs, freeze = str(a.get('archs', a.get('arch', 'unet'))).split(','), bool(a.get('freeze'))
     else:
-        m, o = load_json(run_dir/'metrics.json'), TrainConfig.load(run_dir/'config.json').options
-        test, attrs, v = m['test'], list(o['attributes']), ','.join(map(str, parse_stages(o['stages'])))
-        J = pd.DataFrame([[test[f'jaccard_{a}'] for a in attrs]], columns=attrs, index=[_table2_row(v, o['freeze'])])
-        J['average'] = test['jaccard']
-        paper = pd.DataFrame([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs]], columns=attrs, index=J.index)
-        paper['average'] = paper.mean(axis=1, skipna=False)
-        note = f"seed {TrainConfig.load(run_dir/'config.json').seed}"
-    J.index.name = J.columns.name = None
-    J.attrs['caption'] = (f'Table 2 of Nguyen et al. (TATL): test Jaccard index per attribute (ISIC 2018 Task 2 '
-                          f'scoring, set level) by stage combination; {note}')
-    if paper.notna().any().any(): J.attrs['paper'] = paper   # only numbers we found (PAPER_TABLE2); none so far
-    return J
+        m, cfg = load_json(run_dir/'metrics.json')['test'], TrainConfig.load(run_dir/'config.json')
+        o, seeds = cfg.options, [cfg.seed]
+        attrs, archs, freeze = list(o['attributes']), [o['arch']], o['freeze']
+        tab = pd.DataFrame([[m[f'{metric}_{a}'] for a in attrs]], columns=attrs, index=[TABLE2[','.join(map(str, parse_stages(o['stages'])))]])
+        tab['average'] = m[metric]
+    tab.index.name = tab.columns.name = None
+    how = ' + '.join(_SHAPES.get(x, x) for x in archs) + (' ensemble' if len(archs) > 1 else '')
+    tab.attrs['caption'] = (f'Table 2 of Nguyen et al. (TATL): test {metric.title()} per attribute (ISIC 2018 Task 2 scoring, '
+                            f'set level) by stage combination; {how}, {_strategy(freeze)} where stage 2 ran')
+    paper = published_table(2, metric)[[c for c in tab.columns if c in _T2_ATTRS]]
+    return with_published(tab, paper, 'ISIC 2018 Task 2, Table 2; U-shape + Link-shape ensemble',
+                          dermxai_label(cfg, seeds)[:-1] + f', {how})')
+
+# %% ../nbs/13_models_tatl.ipynb #1beda22b
+class TATLEnsemble(nn.Module):
+    "TATL models (e.g. U-shape and Link-shape) whose probabilities are averaged per head; returns logits like `TATLModel`."
+    crops = False                     # each member cuts its own crops with its own Segment-Net
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.attributes = list(members[0].attributes)
+        self.head_names = [n for n in members[0].nets if all(n in m.nets for m in members)]
+
+    def forward(self, x:torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [m(x) for m in self.members]
+        return {n: torch.logit(torch.stack([torch.sigmoid(o[n].float()) for o in outs]).mean(0), eps=1e-7) for n in self.head_names}

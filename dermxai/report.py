@@ -149,10 +149,12 @@ def system_section(name:str, run:dict, tour:Path) -> str:
         task = (load_json(run_dir/'config.json').get('options') or {}).get('task') if (run_dir/'config.json').exists() else None
         facts += (f'<p class="note">Not measured by this run, left out of its table: {html.escape("; ".join(empty))}'
                   + (f' (the run was trained for its task <code>{html.escape(str(task))}</code> only)' if task else '') + '.</p>')
-    body = f'<div class="tables"><div><h4>{html.escape(tab.attrs.get("caption", "Results"))} — this run</h4>{_table_html(tab)}</div>'
+    ours = html.escape(tab.attrs.get('label', 'dermxai (this run)'))
+    body = (f'<p class="caption">{html.escape(tab.attrs.get("caption", "Results"))}</p>'
+            f'<div class="tables"><div><h4>{ours}</h4>{_table_html(tab)}</div>')
     paper = tab.attrs.get('paper')
     if isinstance(paper, pd.DataFrame) and len(paper):
-        body += f'<div><h4>As published</h4>{_table_html(paper)}</div>'
+        body += f'<div><h4>{html.escape(tab.attrs.get("paper_label", "published"))}</h4>{_table_html(paper)}</div>'
     curves = _loss_curves(run_dir, name)
     if curves is not None: body += f'<div>{_figure_html(curves)}</div>'
     return head + facts + body + '</div></section>'

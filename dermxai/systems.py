@@ -28,7 +28,7 @@ from .trainer import Trainer
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TASK_FAMILIES', 'SAMPLING', 'SYSTEMS', 'Normalize', 'class_activation_map',
            'model_cam', 'average_crops', 'Options', 'OptionSpec', 'option_specs', 'TaskFamily', 'register_task_family',
            'get_task_family', 'Classification', 'Segmentation', 'SevenPoint', 'LesionLocation', 'ClassifierOptions',
-           'Stage', 'System', 'register_system']
+           'Stage', 'System', 'dermxai_label', 'with_published', 'side_by_side', 'register_system']
 
 # %% ../nbs/10_systems.ipynb #9a1e7a5d
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -369,13 +369,38 @@ def native_layers(self:System, model:nn.Module) -> dict[str, str]:
 @patch
 def paper_table(self:System, run_dir:str|Path) -> pd.DataFrame:
     """The run's test results as a DataFrame shaped like its paper's results table. `attrs['caption']` names the table;
-    `attrs['paper']`, where the notebook cites them, holds the published numbers in the same shape. Default: one row
+    `attrs['label']` says what ours are (`dermxai_label`); `attrs['paper']`, where the notebook cites them, holds the
+    published numbers in the same shape and `attrs['paper_label']` where they come from (`with_published`). Default: one row
     (the system) of its scalar test metrics."""
     m = load_json(Path(run_dir)/'metrics.json')
     row = {k: v for k, v in (m.get('test') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'loss'}
     df = pd.DataFrame([row], index=pd.Index([self.name], name='method'))
     df.attrs['caption'] = f'{self.name}: test-split scores'
+    cfg = Path(run_dir)/'config.json'
+    if cfg.exists(): df.attrs['label'] = dermxai_label(TrainConfig.load(cfg))
     return df
+
+# %% ../nbs/10_systems.ipynb #a1b2c3d5
+def dermxai_label(cfg:TrainConfig, seeds=None) -> str:
+    "What produced our numbers: 'dermxai (SynthDerm, 600 cases, 64 px, profile quick, seed 0)'; `seeds` for a mean over runs."
+    data = f'SynthDerm, {cfg.n} cases' if cfg.data == 'synth' else Path(cfg.data).name
+    seeds = [cfg.seed] if seeds is None else [int(s) for s in seeds]
+    which = f'seed {seeds[0]}' if len(seeds) == 1 else f'mean over seeds {", ".join(map(str, seeds))}'
+    return f'dermxai ({data}, {cfg.size} px, profile {cfg.profile}, {which})'
+
+def with_published(ours:pd.DataFrame, published:pd.DataFrame, where:str, label:str|None=None) -> pd.DataFrame:
+    "Attach a paper's numbers to our table: `attrs['paper']`, labelled 'published (real data: `where`)'; `label` is ours."
+    ours.attrs['paper'], ours.attrs['paper_label'] = published, f'published (real data: {where})'
+    if label is not None: ours.attrs['label'] = label
+    return ours
+
+def side_by_side(tab:pd.DataFrame) -> pd.DataFrame:
+    "The published table (if attached) and ours in one frame, columns grouped under their two labels."
+    parts = {tab.attrs.get('label', 'dermxai'): tab}
+    paper = tab.attrs.get('paper')
+    if isinstance(paper, pd.DataFrame) and len(paper):
+        parts = {tab.attrs.get('paper_label', 'published'): paper, **parts}
+    return pd.concat(parts, axis=1, sort=False)
 
 # %% ../nbs/10_systems.ipynb #2a9239da
 SYSTEMS: dict[str, tuple[type, dict]] = {}

@@ -17,13 +17,13 @@ from .core import TrainConfig, atomic_path
 from .data import source_of
 from .datasets import SegmentationDataset
 from .models import get_system
-from .models_tatl import PAPER_TABLE2, TABLE2, parse_stages
+from .models_tatl import PAPER_TABLE2, TABLE2, TATLEnsemble, _save_scores, parse_stages, score_tatl
 from .sources import CaseSource
 from .synth import save_synth, synthderm
-from .train import fit
+from .train import fit, load_run
 
 # %% auto #0
-__all__ = ['overlay', 'tatl_overlays', 'tatl_ablation', 'ablation_table']
+__all__ = ['overlay', 'tatl_overlays', 'load_ensemble', 'score_ensemble', 'tatl_ablation', 'ablation_table']
 
 # %% ../nbs/13a_tatl_ablation.ipynb #7c3df575
 def overlay(image, truth=None, pred=None, alpha:float=0.5) -> np.ndarray:
@@ -65,55 +65,86 @@ def tatl_overlays(run_dir:str|Path, cases=None, masks=None, tile:int=96, source:
     return grid
 
 # %% ../nbs/13a_tatl_ablation.ipynb #21e42657
+def load_ensemble(run_dirs, device=None) -> TATLEnsemble:
+    "The TATL runs in `run_dirs` (a U-shape and a Link-shape run on the same data, say) as one `TATLEnsemble`."
+    return TATLEnsemble([load_run(d, device).model for d in run_dirs])
+
+def score_ensemble(run_dirs, split:str='test', out:str|Path|None=None, progress:bool=True) -> dict:
+    "ISIC 2018 Task 2 scores of the ensemble of `run_dirs` on the first run's data; with `out`, its per-image scores and predictions."
+    cfg = TrainConfig.load(Path(run_dirs[0])/'config.json')
+    scored = score_tatl(load_ensemble(run_dirs, cfg.device), cfg, source_of(cfg), split, device=cfg.device, progress=progress)
+    if out is not None: _save_scores(Path(out), scored)
+    return scored['metrics']
+
+def _paper(metric, variants, attrs): return np.array([[PAPER_TABLE2[v][metric].get(a, np.nan) for a in attrs] for v in variants])
+
 def tatl_ablation(out:str|Path, data:str='synth', profile:str='quick', seeds=(0,), options:dict|None=None,
-                  variants=tuple(TABLE2), data_seed:int=0, progress:bool=True, **overrides) -> xr.Dataset:
-    "Train Table 2's stage combinations over `seeds`; write OUT/ablation.nc and OUT/ablation.csv; returns the Dataset."
+                  variants=tuple(TABLE2), data_seed:int=0, archs=None, match_steps:bool=True, prune:bool=False,
+                  progress:bool=True, **overrides) -> xr.Dataset:
+    """Train Table 2's stage combinations over `seeds`, one run per shape in `archs` (ensembled when two or more); write
+    OUT/ablation.nc and OUT/ablation.csv; returns the Dataset. `match_steps`: the compute-matched baseline; `prune`:
+    delete the networks' checkpoints once a run is finished (its weights stay; a finished run needs no resume)."""
     out, system = Path(out), get_system('tatl')
     variants = [','.join(map(str, parse_stages(v))) for v in variants]
-    options = {k: v for k, v in (options or {}).items() if v is not None}
+    options = {'match_steps': match_steps, **{k: v for k, v in (options or {}).items() if v is not None}}
     base = system.config(profile, options=options, **overrides)
-    attrs = list(base.options['attributes'])
-    if str(data) == 'synth':
+    archs, attrs = list(archs or [base.options['arch']]), list(base.options['attributes'])
+    data_name = str(data)
+    if data_name == 'synth':
         path = out/'synth'/'synthderm.nc'
         if not path.exists(): save_synth(synthderm(n=base.n, size=base.size, seed=data_seed, progress=progress), path)
         data = str(path)
-    J, D = (np.full((len(variants), len(seeds), len(attrs)), np.nan) for _ in range(2))
+    J, D, E = (np.full((len(variants), len(seeds), len(attrs)), np.nan) for _ in range(3))
+    JM, DM = (np.full((len(variants), len(seeds), len(archs), len(attrs)), np.nan) for _ in range(2))
     share = None
-    for vi, v in enumerate(variants):
-        for si, seed in enumerate(seeds):
-            run_dir = out/f"stages{v.replace(',', '')}"/f'seed{seed}'
-            if progress: tqdm.write(f'=== ablation: {TABLE2[v]}, seed {seed} -> {run_dir}')
-            cfg = system.config(profile, options={**options, 'stages': v}, **{**overrides, 'data': data, 'seed': seed})
-            res = fit(system, cfg, run_dir, resume=run_dir.exists(), progress=progress)
-            J[vi, si] = [res['test'][f'jaccard_{a}'] for a in attrs]
-            D[vi, si] = [res['test'][f'dice_{a}'] for a in attrs]
+    for si, seed in enumerate(seeds):                 # seed by seed: an interrupted call leaves whole seeds behind
+        for vi, v in enumerate(variants):
+            run_dir, runs = out/f"stages{v.replace(',', '')}"/f'seed{seed}', []
+            for ai, arch in enumerate(archs):
+                d = run_dir/arch if len(archs) > 1 else run_dir
+                if progress: tqdm.write(f'=== ablation: {TABLE2[v]}, seed {seed}, {arch} -> {d}')
+                cfg = system.config(profile, options={**options, 'stages': v, 'arch': arch}, **{**overrides, 'data': data, 'seed': seed})
+                res = fit(system, cfg, d, resume=d.exists(), progress=progress)
+                if prune:
+                    for f in [*d.glob('stage*/checkpoint.safetensors'), *d.glob('stage*/best-epoch*.safetensors')]: f.unlink()
+                JM[vi, si, ai] = [res['test'][f'jaccard_{a}'] for a in attrs]
+                DM[vi, si, ai] = [res['test'][f'dice_{a}'] for a in attrs]
+                runs.append(d)
+            er = res['epochs_run']                    # epochs since random initialisation, per target segmenter
+            E[vi, si] = [er[f'stage3_{a}'] + er.get('stage2_union', 0) for a in attrs]
+            test = res['test'] if len(runs) == 1 else score_ensemble(runs, out=run_dir, progress=progress)
+            J[vi, si], D[vi, si] = [test[f'jaccard_{a}'] for a in attrs], [test[f'dice_{a}'] for a in attrs]
             share = [res['test']['attributes'][a]['train_image_share'] for a in attrs]
-    P = np.array([[PAPER_TABLE2.get(v, {}).get(a, np.nan) for a in attrs] for v in variants])
-    ds = xr.Dataset({'jaccard': (('variant', 'seed', 'attribute'), J), 'dice': (('variant', 'seed', 'attribute'), D),
-                     'paper_jaccard': (('variant', 'attribute'), P), 'train_image_share': ('attribute', np.asarray(share, float))},
+    V, S, A = ('variant', 'seed', 'attribute'), ('variant', 'seed', 'arch', 'attribute'), ('variant', 'attribute')
+    ds = xr.Dataset({'jaccard': (V, J), 'dice': (V, D), 'jaccard_member': (S, JM), 'dice_member': (S, DM), 'target_epochs': (V, E),
+                     'paper_jaccard': (A, _paper('jaccard', variants, attrs)), 'paper_dice': (A, _paper('dice', variants, attrs)),
+                     'train_image_share': ('attribute', np.asarray(share, float))},
                     coords={'variant': variants, 'label': ('variant', [TABLE2[v] for v in variants]),
-                            'seed': list(seeds), 'attribute': attrs},
-                    attrs={'profile': profile, 'data': str(data), 'data_seed': data_seed, 'arch': base.options['arch'],
+                            'seed': list(seeds), 'arch': archs, 'attribute': attrs},
+                    attrs={'profile': profile, 'data': str(data), 'data_name': data_name, 'data_seed': data_seed,
+                           'arch': archs[0], 'archs': ','.join(archs), 'ensemble': int(len(archs) > 1),
                            'encoder': base.options['encoder'], 'freeze': int(bool(base.options['freeze'])),
-                           'epochs': base.epochs, 'size': base.size,
-                           'paper_numbers': 'not found: paper_jaccard is NaN' if not PAPER_TABLE2 else 'Nguyen et al. Table 2'})
+                           'match_steps': int(bool(base.options['match_steps'])), 'epochs': base.epochs, 'n': base.n,
+                           'size': base.size, 'batch_size': base.batch_size,
+                           'paper_numbers': 'Nguyen et al. Table 2 (ISIC 2018, U-shape + Link-shape ensemble)'})
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out/'ablation.nc', suffix='.nc') as tmp: ds.to_netcdf(tmp)
     with atomic_path(out/'ablation.csv', suffix='.csv') as tmp: ablation_table(ds).to_csv(tmp, index=False)
     return ds
 
 def ablation_table(ds:xr.Dataset) -> pd.DataFrame:
-    "The ablation as rows (variant, attribute incl. 'mean'): mean and std over the seeds run of Jaccard and Dice, the paper's Jaccard."
+    "The ablation as rows (variant, attribute incl. 'mean'): mean and std over the seeds run of Jaccard and Dice, the paper's."
     rows = []
     for v in ds.variant.values:
         sub = ds.sel(variant=v)
         for a in [*ds.attribute.values, 'mean']:
-            j = sub.jaccard.mean('attribute') if a == 'mean' else sub.jaccard.sel(attribute=a)
-            d = sub.dice.mean('attribute') if a == 'mean' else sub.dice.sel(attribute=a)
-            paper = sub.paper_jaccard.mean('attribute').item() if a == 'mean' else sub.paper_jaccard.sel(attribute=a).item()
+            pick = (lambda x: x.mean('attribute')) if a == 'mean' else (lambda x: x.sel(attribute=a))
+            j, d = pick(sub.jaccard), pick(sub.dice)
             share = np.nan if a == 'mean' else ds.train_image_share.sel(attribute=a).item()
             rows.append({'variant': v, 'stages': str(sub.label.item()), 'attribute': a, 'train_image_share': share,
                          'jaccard_mean': float(j.mean()), 'jaccard_std': float(j.std(ddof=1)) if j.count() > 1 else np.nan,
                          'dice_mean': float(d.mean()), 'dice_std': float(d.std(ddof=1)) if d.count() > 1 else np.nan,
-                         'seeds': int(j.count()), 'paper_jaccard': paper})
+                         'seeds': int(j.count()), 'paper_jaccard': float(pick(sub.paper_jaccard)),
+                         'paper_dice': float(pick(sub.paper_dice)),
+                         'target_epochs': float(pick(sub.target_epochs).mean()) if 'target_epochs' in sub else np.nan})
     return pd.DataFrame(rows)

@@ -14,7 +14,9 @@ from conftest import dermxai
 from dermxai.models import get_system
 from dermxai.models_resnet import ResNetClassifier, load_resnet_weights
 from dermxai.models_arl import ARLBottleneck, ARLClassifier, attention_mask
-from dermxai.models_attnmel import AttnMelNet, attention_jaccard, attention_regularisation
+from dermxai.models_attnmel import AttnMelNet, attention_jaccard, attention_regularisation, attnmel_transforms
+from dermxai.datasets import ARL_PATCH_SCALES, CentralPatch, eval_transforms
+from torchvision import tv_tensors
 
 TINY = ['--n', '64', '--size', '32', '--epochs', '1', '--batch-size', '16', '--steps-per-epoch', '1', '--no-progress']
 
@@ -105,9 +107,39 @@ def test_arl50_loads_a_torchvision_resnet50_state_dict(tmp_path):
         load_resnet_weights(ARLClassifier(50, 2), tmp_path/'resnet18.pth')
 
 
-@pytest.mark.parametrize('name,extra', [('arl14', []), ('arl50', []), ('resnet14', ['--test-crops', '9']),
-                                        ('resnet50', []), ('attnmel', ['--roi', 'lesion']), ('vgg16gap', []),
-                                        ('melcnn', ['--task', 'multiclass'])])
+def test_arl_patches_are_drawn_at_the_papers_scales_around_the_centre():
+    torch.manual_seed(0)
+    img = torch.zeros(3, 120, 160)
+    params = [CentralPatch().make_params([img]) for _ in range(400)]
+    assert {p['scale'] for p in params} == set(ARL_PATCH_SCALES) and min(ARL_PATCH_SCALES) == 0.2 and max(ARL_PATCH_SCALES) == 0.8
+    for p in params:
+        assert p['height'] == round(p['scale'] * 120) and p['width'] == round(p['scale'] * 160)
+        assert 0 <= p['top'] <= 60 <= p['top'] + p['height'] <= 120
+        assert 0 <= p['left'] <= 80 <= p['left'] + p['width'] and p['left'] + p['width'] <= 160
+
+
+@pytest.mark.parametrize('transform', [eval_transforms(48), attnmel_transforms(48, train=False)])
+def test_evaluation_does_not_squash_a_3_by_2_image(transform):
+    yy, xx = np.mgrid[:120, :180]
+    disc = torch.from_numpy((((yy - 60) ** 2 + (xx - 90) ** 2) < 30 ** 2).astype(np.uint8))
+    img, mask = transform(tv_tensors.Image(torch.stack([disc * 255] * 3)), tv_tensors.Mask(disc[None]))
+    assert img.shape == (3, 48, 48) and mask.shape == (1, 48, 48)
+    assert mask[0].any(0).sum() == mask[0].any(1).sum()          # still round
+    assert ((img[0] > 127) == mask[0].bool()).float().mean() > 0.97
+
+
+def test_the_papers_recipes_are_the_defaults():
+    arl, attn = get_system('arl14'), get_system('attnmel')
+    full = arl.config('full')
+    assert (full.options['sampling'], full.options['patches_per_image'], full.options['test_crops']) == ('shuffle', 60, 9)
+    assert (full.epochs, full.step_size, full.gamma) == (100, 30, 0.5) and arl.sampler(full, None) is None
+    assert all(attn.monitor(attn.config(p)) == ('valid_auc', 'max') for p in ('quick', 'full'))
+    assert attn.config('full').epochs == 50
+
+
+@pytest.mark.parametrize('name,extra', [('arl14', []), ('arl50', []), ('resnet14', ['--patches-per-image', '2']),
+                                        ('resnet50', ['--test-crops', '1']), ('attnmel', ['--roi', 'lesion']), ('vgg16gap', []),
+                                        ('vgg16', []), ('melcnn', ['--task', 'multiclass'])])
 def test_cli_trains_every_attention_system(tmp_path, name, extra):
     run = tmp_path/name
     out = json.loads(dermxai('train', name, '--data', 'synth', '--out', run, *TINY, *extra, check=True).stdout)
@@ -127,6 +159,9 @@ def test_cli_trains_every_attention_system(tmp_path, name, extra):
         assert ex.sizes['y'] == ex.sizes['x'] == 32 and np.isfinite(ex.values).all()
         tab = get_system(name).paper_table(run)
         assert tab.index.tolist() == (['ARL-CNN14'] if name == 'arl14' else ['AttnMel-CNN-Lesion'])
+        from dermxai.systems import side_by_side
+        both = side_by_side(tab).columns.get_level_values(0).unique().tolist()
+        assert both[0].startswith('published (real data: ISIC 2017') and both[1].startswith('dermxai (SynthDerm, 64 cases')
         auc = tab.iloc[0][('Melanoma', 'AUC') if name == 'arl14' else 'AUC']
         assert auc == pytest.approx(out['test']['auc'])
     cfg = json.loads((run/'config.json').read_text())

@@ -14,6 +14,7 @@ from dermxai.cli import main
 from dermxai.correlation import correlation_from_predictions, lesion_location_correlation
 from dermxai.models import get_system
 from dermxai.models_gated import GatedMTLNet, extract_branch, seven_point_loss, sharing_fraction
+from dermxai.models_location import mean_average_precision
 from dermxai.vocab import TASKS, seven_point_score
 
 GATED_TINY = ['--n', '64', '--size', '96', '--epochs', '2', '--steps-per-epoch', '2', '--batch-size', '24', '--k', '1',
@@ -99,14 +100,33 @@ def test_learned_gates_do_share():
         assert not torch.allclose(model(x)['PN'], full)
 
 
-def test_focal_loss_uses_the_batch_label_weights():
-    logits = {'BWV': torch.tensor([[0., 0.], [0., 0.], [0., 0.], [0., float(np.log(3))]])}
-    batch = {'labels': {'BWV': torch.tensor([0, 0, 0, 1])}}
-    # label counts (3, 1) -> weights w = (1, 3); the three ABS cases have p_t = 1/2, the PRS case p_t = 3/4
-    l_abs, l_prs = -(0.5 ** 2) * np.log(0.5), -(0.25 ** 2) * np.log(0.75)
-    expected = (3 * 1 * l_abs + 1 * 3 * l_prs) / (3 * 1 + 1 * 3)
-    assert seven_point_loss(logits, batch)['loss'].item() == pytest.approx(expected, rel=1e-5)
-    assert seven_point_loss(logits, batch, beta=0)['loss'].item() == pytest.approx((-3 * np.log(.5) - 3 * np.log(.75)) / 6, rel=1e-5)
+def test_training_loss_is_eq_10():
+    "Eq. 10 on a hand-worked batch: (1/b) sum over tasks and cases of w_j FL, the weights of eq. 8, divided by b = 4."
+    logits = {'BWV': torch.tensor([[0., 0.], [0., 0.], [0., 0.], [0., float(np.log(3))]]), 'DIAG': torch.zeros(4, 5)}
+    batch = {'labels': {'BWV': torch.tensor([0, 0, 0, 1]), 'DIAG': torch.tensor([1, 1, 1, 2])}}
+    # BWV counts (3, 1) -> w = (1, 3); p_t = 1/2 (ABS), 3/4 (PRS): FL = 0.1732868, 0.0179801
+    # DIAG counts NEV 3, MEL 1 -> w = (1, 3); p_t = 1/5: FL = -(4/5)^2 ln(1/5) = 1.0300403
+    expected = ((3 * 1 * 0.1732868 + 1 * 3 * 0.0179801) + (3 * 1 * 1.0300403 + 1 * 3 * 1.0300403)) / 4   # 1.6885106
+    res = seven_point_loss(logits, batch, weighted=True)
+    assert res['loss'].item() == pytest.approx(expected, abs=1e-6)
+    assert res['loss_BWV'].item() == pytest.approx(0.1434502, abs=1e-6)       # not / sum of weights (0.0957)
+    assert seven_point_loss(logits, batch)['loss'].item() == pytest.approx(expected, abs=1e-6)   # gradients on: training
+
+
+def test_validation_loss_is_unweighted():
+    "The Trainer's validation loss (under no_grad) is the plain focal loss, a mean over the cases: no eq. 8 weights."
+    from dermxai.trainer import Trainer
+
+    class Fixed(torch.nn.Module):      # BWV logits (0, image[0, 0, 0]): p(PRS) = 3/4 where the pixel is ln 3
+        def __init__(self):
+            super().__init__(); self.w = torch.nn.Parameter(torch.zeros(()))
+        def forward(self, x): return {'BWV': torch.stack([torch.zeros(len(x)), x[:, 0, 0, 0] + self.w], 1)}
+    ds = [{'image': torch.full((3, 4, 4), v), 'labels': {'BWV': y}} for v, y in [(0., 0), (0., 0), (0., 0), (float(np.log(3)), 1)]]
+    system = get_system('gated')
+    trainer = Trainer(Fixed(), ds, ds, loss_fn=system.loss(system.config()), batch_size=4, progress=False, device='cpu')
+    got = trainer.evaluate()['loss']
+    assert got == pytest.approx((3 * 0.1732868 + 0.0179801) / 4, abs=1e-6)              # unweighted: 0.1344601
+    assert got != pytest.approx((3 * 0.1732868 + 3 * 0.0179801) / 4, abs=1e-4)          # the weighted value
 
 
 # --- the 7-point checklist ----------------------------------------------------------------------------------------
@@ -259,9 +279,13 @@ def test_cli_train_location_writes_correlation(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {'mAP_class', 'mAP_image', 'location_top1', 'location_top3'} <= set(out['test'])
     assert out['test']['location_top1'] <= out['test']['location_top3']
-    tab = get_system('location').paper_table(run)
-    assert list(tab.index) == ['MTL (lesion + location)']
-    assert tab.iloc[0].tolist() == [out['test'][k] for k in ('mAP_class', 'mAP_image', 'location_top1', 'location_top3')]
+    tab = get_system('location').paper_table(run)                     # Table 1's layout: one column, the method
+    assert list(tab.columns) == ['MTL'] and list(tab.index)[-4:] == ['mAP-class', 'mAP-image', 'top-1 location', 'top-3 location']
+    assert tab['MTL'].iloc[-4:].tolist() == [out['test'][k] for k in ('mAP_class', 'mAP_image', 'location_top1', 'location_top3')]
+    assert tab.attrs['paper'].loc['mAP-class', 'Ensemble'] == 0.761 and tab.attrs['paper_label'].startswith('published (real data:')
+    with xr.open_dataset(run/'test_predictions.nc') as p:               # the 10-crop test probabilities behind the scores
+        assert p.lesion_probability.dims == ('case', 'lesion')
+        assert mean_average_precision(p.lesion_true.values, p.lesion_probability.values) == pytest.approx(out['test']['mAP_class'])
     with xr.open_dataset(run/'correlation.nc') as c:
         assert {'R_labels', 'R_predicted', 'R_planted'} <= set(c.data_vars)
         np.testing.assert_allclose(c.R_planted.sum('location').values, 1.0, atol=1e-6)
@@ -286,10 +310,11 @@ def test_cli_train_single_task_baselines(tmp_path, head):
     keys = {'lesion': {'mAP_class', 'mAP_image'}, 'location': {'location_top1', 'location_top3'}}
     assert keys[head] <= set(metrics['test']) and not (keys[{'lesion': 'location', 'location': 'lesion'}[head]] & set(metrics['test']))
     assert not (tmp_path/head/'correlation.nc').exists()
-    tab = get_system('location-single').paper_table(tmp_path/head)      # Liao & Luo's layout, the other head empty
-    assert list(tab.index) == [f'single-task ({head})'] and list(tab.columns) == ['mAP-class', 'mAP-image', 'top-1 location', 'top-3 location']
+    tab = get_system('location-single').paper_table(tmp_path/head)      # Table 1's layout, the other head's rows empty
+    assert list(tab.columns) == [{'lesion': 'ResNet', 'location': 'ResNet (location)'}[head]]
     own = ['mAP-class', 'mAP-image'] if head == 'lesion' else ['top-1 location', 'top-3 location']
-    assert tab[own].notna().all(axis=None) and tab.drop(columns=own).isna().all(axis=None)
+    other = ['top-1 location', 'top-3 location'] if head == 'lesion' else ['mAP-class', 'mAP-image']
+    assert tab.loc[own].notna().all(axis=None) and tab.loc[other].isna().all(axis=None)
 
 
 def test_train_help_lists_each_variants_own_options():

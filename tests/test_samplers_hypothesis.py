@@ -1,5 +1,5 @@
 """Property-based tests of the samplers of `dermxai.datasets`: the class-weighted sampler gives every class the same
-total weight; balanced batches hold at least min(k, available) *different* cases of every label of every task; the
+total weight; balanced batches are k draws of every label of every task (b = k x labels), k different cases where the label has k; the
 per-batch label weights are w_j = max_k n_k / n_j; everything is deterministic for (seed, epoch)."""
 import numpy as np
 import pandas as pd
@@ -49,23 +49,35 @@ def label_tables(draw):
 
 
 @SETTINGS
-@given(label_tables(), st.integers(1, 5), st.one_of(st.none(), st.integers(1, 80)), SEEDS, st.integers(0, 20))
-def test_balanced_batches(labels, k, batch_size, seed, epoch):
-    s = BalancedBatchSampler(labels, k=k, batch_size=batch_size, seed=seed)
-    need = sum(min(k, int(n)) for c in labels for n in labels[c].value_counts())
-    assert s.batch_size == max(batch_size or need, need)
+@given(label_tables(), st.integers(1, 5), SEEDS, st.integers(0, 20))
+def test_balanced_batches(labels, k, seed, epoch):
+    s = BalancedBatchSampler(labels, k=k, seed=seed)
+    n_labels = sum(labels[c].nunique() for c in labels)
+    assert s.batch_size == k * n_labels                                 # b = k x labels (24k for the 7-point tasks), no top-up
     s.set_epoch(epoch)
     batches = list(s)
     assert len(batches) == len(s) >= 1
     for b in batches:
-        assert len(b) == s.batch_size and all(0 <= i < len(labels) for i in b)
-        distinct = labels.iloc[sorted(set(b))]
+        assert len(b) == k * n_labels and all(0 <= i < len(labels) for i in b)
+        drawn = labels.iloc[b]
         for c in labels:
-            have, avail = distinct[c].value_counts(), labels[c].value_counts()
-            for v, n in avail.items():                                 # k different cases of every label
-                assert have.get(v, 0) >= min(k, n), (c, v, have.get(v, 0), k, n)
-        if s.batch_size <= len(labels): assert len(set(b)) == len(b)   # no repeats while unused cases remain
+            have, avail = drawn[c].value_counts(), labels[c].value_counts()
+            for v, n in avail.items():                                 # at least k cases of every label, in every batch
+                assert have.get(v, 0) >= k, (c, v, have.get(v, 0), k, n)
+                if n >= k:                                             # k *different* cases of it when it has that many
+                    assert (labels.iloc[sorted(set(b))][c] == v).sum() >= k
     assert list(s) == batches
+
+
+def test_balanced_batches_seven_point_sizes():
+    "The paper's batch: 24 labels x k = 6 = 144; 21 labels (DIAG melanoma vs rest) x 6 = 126."
+    from dermxai.vocab import TASKS
+    rng = np.random.default_rng(0)
+    full = pd.DataFrame({t: rng.permutation(np.arange(200) % len(c)) for t, c in TASKS.items()})
+    assert BalancedBatchSampler(full, k=6).batch_size == 144
+    binary = full.assign(DIAG=(full.DIAG == list(TASKS['DIAG']).index('MEL')).astype(int))
+    s = BalancedBatchSampler(binary, k=6, num_batches=3)
+    assert s.batch_size == 126 and all(len(b) == 126 for b in s)
 
 
 @SETTINGS

@@ -1,6 +1,8 @@
-"""TATL: the union mask, the transfer from the union segmenter, TATL-Freeze, crop -> predict -> map back, the scorer,
-and the command line (train, evaluate, resume after a kill, the ablation) on tiny runs."""
-import json, os, signal, subprocess, time
+"""TATL: the paper's loss (eqs. 1-3), the union mask, the transfer from the union segmenter, TATL-Freeze, the
+compute-matched baseline, crop -> predict -> map back, the scorer, the U+Link ensemble, the published Table 2 beside
+ours, and the command line (train, evaluate, resume after a kill, the ablation) on tiny runs."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +17,8 @@ from dermxai.core import TrainConfig
 from dermxai.datasets import SegmentationDataset
 from dermxai.sources import CaseSource, SynthSource
 from dermxai.models import get_system
-from dermxai.models_tatl import (LesionCropDataset, SegmentNet, TATLModel, _Stage, box_pixels, lesion_box, paste_back,
-                                 score_tatl)
+from dermxai.models_tatl import (LesionCropDataset, SegmentNet, TATLEnsemble, TATLModel, _Stage, box_pixels, lesion_box,
+                                 paste_back, score_tatl, tatl_loss)
 from dermxai.vocab import ISIC_ATTRIBUTES
 
 TINY = ['--n', '48', '--size', '32', '--epochs', '1', '--batch-size', '8', '--no-progress']
@@ -38,6 +40,55 @@ def test_union_mask_is_the_or_of_the_attribute_masks(src):
     for k in range(8):                                                         # and on the (augmented) crops
         m = crops[k]['mask'] > 0.5
         assert torch.equal(m[0], m[1:].any(0)), k
+
+
+def test_loss_is_eqs_1_to_3_and_penalises_false_positives_on_empty_masks():
+    "Per image 0.5 D + 0.5 J (eqs. 2, 3), mean over images; a batch without a true pixel still costs a false positive."
+    g = torch.zeros(2, 1, 4, 4); g[0, :, :2, :2] = 1                         # image 0: 4 true pixels; image 1: empty
+    z = torch.full((2, 1, 4, 4), -30.); z[0].view(-1)[:8] = 30.               # image 0: 8 predicted, 4 of them true
+    out = tatl_loss()(z, {'mask': g})
+    assert out['dice_loss'].item() == pytest.approx((4 / 12 + 0) / 2, abs=1e-5)
+    assert out['jaccard_loss'].item() == pytest.approx((4 / 8 + 0) / 2, abs=1e-5)
+    assert out['loss'].item() == pytest.approx(0.5 * (4 / 12 + 4 / 8) / 2, abs=1e-5)
+    empty = torch.zeros(2, 1, 8, 8)
+    fp = torch.full((2, 1, 8, 8), -30.); fp[:, 0, 3, 3] = 0.                  # one half-confident false positive each
+    fp.requires_grad_()
+    loss = tatl_loss()(fp, {'mask': empty})['loss']
+    loss.backward()
+    assert loss.item() > 0.99 and (fp.grad[:, 0, 3, 3] > 0).all()             # non-zero loss; descent lowers the false positive
+    import segmentation_models_pytorch as smp                                  # what dermxai used before: nothing at all
+    fp2 = fp.detach().clone().requires_grad_()
+    smp.losses.DiceLoss('binary', from_logits=True)(fp2, empty).backward()
+    assert fp2.grad.abs().sum() == 0
+
+
+def test_plan_is_compute_matched_and_unaugmented(src, tmp_path):
+    "Without stage 2 and with match_steps a target segmenter trains 2 x epochs; with it, union and target E each; no augmentation."
+    system = get_system('tatl')
+    for stages, match, want in [('3', True, [4]), ('3', False, [2]), ('2,3', True, [2, 2])]:
+        cfg = system.config('quick', size=32, epochs=2, options={'stages': stages, 'match_steps': match, 'attributes': ['streaks']})
+        plan = system.stages(cfg, src, tmp_path)
+        st = next(plan)
+        got = [st.cfg.epochs]
+        if stages == '2,3': got.append(plan.send(SegmentNet()).cfg.epochs)
+        assert got == want, (stages, match)
+        assert system.dataset(st.cfg, src, 'train').augment is False
+    assert system.config('full').epochs == 40 and system.config('full').patience == 10          # Section 5.2
+
+
+def test_ensemble_averages_probabilities():
+    class Const(nn.Module):
+        def __init__(self, z): super().__init__(); self.z = z
+        def forward(self, x): return torch.full((len(x), 1, *x.shape[-2:]), self.z)
+    members = []
+    for z in (2.0, -1.0, -0.5):
+        m = TATLModel(stages='2,3', attributes=['streaks']); m.nets['streaks'] = Const(z); m.nets['union'] = Const(-z); members.append(m)
+    out = TATLEnsemble(members)(torch.rand(2, 3, 8, 8))
+    assert list(out) == ['union', 'streaks']
+    z = torch.tensor([2.0, -1.0, -0.5])
+    assert torch.allclose(torch.sigmoid(out['streaks']), torch.sigmoid(z).mean().expand(2, 1, 8, 8), atol=1e-6)
+    assert torch.allclose(torch.sigmoid(out['union']), torch.sigmoid(-z).mean().expand(2, 1, 8, 8), atol=1e-6)
+    assert not torch.allclose(torch.sigmoid(out['streaks']), torch.sigmoid(z.mean()))   # not the mean logit
 
 
 def _tatl_cfg(**opts):
@@ -168,7 +219,7 @@ def test_train_help_lists_the_tatl_options():
     from dermxai.cli import build_parser
     train = build_parser()._subparsers._group_actions[0].choices['train']
     out = train._subparsers._group_actions[0].choices['tatl'].format_help()
-    for opt in ['--arch', '--encoder', '--freeze', '--stages', '--offset', '--train-crops', '--weights']:
+    for opt in ['--arch', '--encoder', '--freeze', '--stages', '--offset', '--train-crops', '--weights', '--augment', '--match-steps']:
         assert opt in out, opt
 
 
@@ -206,13 +257,18 @@ def test_cli_train_writes_seven_networks_and_metrics(tiny_run):
 
 
 def test_paper_table_has_table2_shape(tiny_run, tmp_path):
-    "One run: one row (its stage combination and strategy); an ablation: a row per variant, mean over the seeds run."
+    "One run: one row (its stage combination); an ablation: a row per variant, mean over the seeds run; Table 2 beside it."
     run, _ = tiny_run
     m = json.loads((run/'metrics.json').read_text())['test']
     pt = get_system('tatl').paper_table(run)
-    assert list(pt.index) == ['Stages 1,2,3 (TATL-Freeze)'] and list(pt.columns) == [*ISIC_ATTRIBUTES, 'average']
+    assert list(pt.index) == ['Stages 1,2,3'] and list(pt.columns) == [*ISIC_ATTRIBUTES, 'average']
     np.testing.assert_allclose(pt.iloc[0].values, [*(m[f'jaccard_{a}'] for a in ISIC_ATTRIBUTES), m['jaccard']])
-    assert pt.attrs['caption'].startswith('Table 2 of Nguyen et al.') and 'paper' not in pt.attrs   # nothing invented
+    assert pt.attrs['caption'].startswith('Table 2 of Nguyen et al.') and 'TATL-Freeze' in pt.attrs['caption']
+    paper = pt.attrs['paper']                                                                        # Table 2, exact
+    assert list(paper.columns) == list(pt.columns) and paper.loc['Stages 1,2,3', 'average'] == 0.334
+    assert paper.loc['ISIC 2018 1st (Koohbanani et al.)', 'average'] == 0.292
+    assert get_system('tatl').paper_table(run, 'dice').attrs['paper'].loc['Stages 1,2,3', 'average'] == 0.482
+    assert pt.attrs['paper_label'].startswith('published (real data: ISIC 2018') and pt.attrs['label'].startswith('dermxai (SynthDerm, 48 cases')
     J = np.arange(4 * 2 * 2, dtype=float).reshape(4, 2, 2); J[2:, 1] = np.nan                       # seed 1 not run there
     ds = xr.Dataset({'jaccard': (('variant', 'seed', 'attribute'), J), 'dice': (('variant', 'seed', 'attribute'), J),
                      'paper_jaccard': (('variant', 'attribute'), np.full((4, 2), np.nan)),
@@ -221,7 +277,7 @@ def test_paper_table_has_table2_shape(tiny_run, tmp_path):
                             'seed': [0, 1], 'attribute': ['globules', 'streaks']}, attrs={'freeze': 0})
     ds.to_netcdf(tmp_path/'ablation.nc')
     t = get_system('tatl').paper_table(tmp_path)
-    assert list(t.index) == ['Stage 3', 'Stages 2,3 (TATL-Non-Freeze)', 'Stages 1,3', 'Stages 1,2,3 (TATL-Non-Freeze)']
+    assert list(t.index) == ['Stage 3', 'Stages 2,3', 'Stages 1,3', 'Stages 1,2,3'] and 'TATL-Non-Freeze' in t.attrs['caption']
     assert t.loc['Stage 3', 'streaks'] == (1 + 3) / 2 and t.loc['Stages 1,3', 'streaks'] == 9      # NaN seeds skipped
     assert t.loc['Stage 3', 'average'] == np.mean(J[0])
 
@@ -296,10 +352,11 @@ def test_ablation_command_writes_table(tmp_path):
     with xr.open_dataset(out/'ablation.nc') as ds:
         assert ds.jaccard.dims == ('variant', 'seed', 'attribute')
         assert list(ds.variant.values) == ['3', '1,2,3'] and list(ds.attribute.values) == ['streaks']
-        assert np.isnan(ds.paper_jaccard.values).all()            # the paper's numbers were not found: never invented
+        assert ds.paper_jaccard.sel(variant='1,2,3', attribute='streaks') == 0.254 and ds.paper_dice.sel(variant='3', attribute='streaks') == 0.241
+        assert ds.target_epochs.sel(variant='3').item() == 2 and ds.target_epochs.sel(variant='1,2,3').item() == 2   # compute-matched
     table = pd.read_csv(out/'ablation.csv')
     assert list(table.attribute) == ['streaks', 'mean', 'streaks', 'mean']
-    assert {'jaccard_mean', 'dice_mean', 'paper_jaccard', 'train_image_share'} <= set(table.columns)
+    assert {'jaccard_mean', 'dice_mean', 'paper_jaccard', 'paper_dice', 'target_epochs', 'train_image_share'} <= set(table.columns)
     assert (out/'stages3'/'seed0'/'metrics.json').exists() and (out/'stages123'/'seed0'/'stage1_lesion').is_dir()
 
 
@@ -311,3 +368,16 @@ def test_attribute_shares_with_and_without_label_columns(src):
     bare.labels = bare.labels.drop(columns=[c for c in bare.labels if c.startswith('attr_')])
     assert _attribute_table(bare, ISIC_ATTRIBUTES, {}) == direct
     assert 0 < min(v['train_image_share'] for v in direct.values()) < max(v['train_image_share'] for v in direct.values()) < 1
+
+
+RESULTS = Path(__file__).resolve().parents[1]/'experiments'/'results'/'tatl_ablation.nc'
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason='no committed ablation results')
+def test_paper_table_prints_published_beside_ours_from_the_command_line():
+    "The one-liner a reader types: our ablation and the paper's Table 2 side by side, each under its label."
+    code = ("from dermxai.models import get_system; from dermxai.systems import side_by_side; "
+            f"print(side_by_side(get_system('tatl').paper_table({str(RESULTS)!r})).round(3).to_string())")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert 'published (real data: ISIC 2018 Task 2' in out and 'dermxai (SynthDerm' in out
+    assert 'Stages 1,2,3' in out and 'ISIC 2018 1st' in out and '0.334' in out

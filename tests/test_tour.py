@@ -82,6 +82,12 @@ def test_report_in_chromium(tour):
             sec.screenshot(path=str(ARTIFACTS/f'report-{v.key}.png'))
         assert page.locator('section.dermxai-system').count() == len(json.loads((out/'summary.json').read_text())['runs'])
         assert page.locator('section.dermxai-system table.dermxai-table').count() >= 1
+        # ours and the paper's, each under its label: which data, size, profile and seeds; the published set-up
+        for name, run in json.loads((out/'summary.json').read_text())['runs'].items():
+            heads = page.locator(f'section.dermxai-system#system-{name} h4').all_text_contents()
+            assert any(h.startswith('dermxai (SynthDerm,') and 'profile quick' in h for h in heads), (name, heads)
+            if run['system'] in ('tatl', 'gated', 'location', 'arl14', 'arl50', 'attnmel'):
+                assert any(h.startswith('published (real data') for h in heads), (name, heads)
         # fits a 1280 px window: nothing scrolls sideways, no table is cut; numbers for people, no 'rest' class
         assert page.evaluate('() => document.documentElement.scrollWidth') <= 1280
         rights = page.evaluate("() => Array.from(document.querySelectorAll('table')).map(t => t.getBoundingClientRect().right)")
