@@ -424,7 +424,7 @@ class GatedMTL(System):
     def paper_table(self, run_dir):
         """The run's test scores shaped like Table 2 of Coppola et al. (rows DIAG, the seven criteria and their average;
         columns accuracy, macro recall, macro precision), with the published row of this variant (`with_published`);
-        `attrs['table3']`: the binary melanoma confusion matrices of Table 3 (tau = 1) beside the published ones."""
+        `attrs['more']`: [Table 3], the binary melanoma confusion matrices (tau = 1) beside the published ones."""
         run_dir = Path(run_dir)
         m = (load_json(run_dir/'metrics.json').get('test') or {})
         df = table2(m)
@@ -438,7 +438,7 @@ class GatedMTL(System):
                                 'Derm7pt test split, 395 cases; Coppola et al., Table 3', label)
             t3.attrs['caption'] = (f'Table 3 of Coppola, Lee & Guan: melanoma (1) vs not (0), {self.name}, test split; rows truth, '
                                    'columns prediction; inferred = the 7-point rule (tau = 1) on the predicted criteria')
-            df.attrs['table3'] = t3
+            df.attrs['more'] = [t3]
         return df
 
 # %% ../nbs/14_models_gated.ipynb #30dfc283

@@ -134,6 +134,16 @@ def _facts(run:dict) -> str:
     took = f', {t:.0f} s of training' if isinstance(t, (int, float)) else ''
     return f'<p class="facts">{what}{where}{took}.</p>'
 
+def _tables_html(tab:pd.DataFrame) -> str:
+    "One of a paper's tables: its caption, then ours and the published numbers side by side, each under its label."
+    ours = html.escape(tab.attrs.get('label', 'dermxai (this run)'))
+    out = (f'<p class="caption">{html.escape(tab.attrs.get("caption", "Results"))}</p>'
+           f'<div class="tables"><div><h4>{ours}</h4>{_table_html(tab)}</div>')
+    paper = tab.attrs.get('paper')
+    if isinstance(paper, pd.DataFrame) and len(paper):
+        out += f'<div><h4>{html.escape(tab.attrs.get("paper_label", "published"))}</h4>{_table_html(paper)}</div>'
+    return out + '</div>'
+
 def system_section(name:str, run:dict, tour:Path) -> str:
     "HTML of one run: its paper, training facts and `paper_table` (with the published numbers where cited)."
     system = get_system(run['system'])
@@ -149,15 +159,10 @@ def system_section(name:str, run:dict, tour:Path) -> str:
         task = (load_json(run_dir/'config.json').get('options') or {}).get('task') if (run_dir/'config.json').exists() else None
         facts += (f'<p class="note">Not measured by this run, left out of its table: {html.escape("; ".join(empty))}'
                   + (f' (the run was trained for its task <code>{html.escape(str(task))}</code> only)' if task else '') + '.</p>')
-    ours = html.escape(tab.attrs.get('label', 'dermxai (this run)'))
-    body = (f'<p class="caption">{html.escape(tab.attrs.get("caption", "Results"))}</p>'
-            f'<div class="tables"><div><h4>{ours}</h4>{_table_html(tab)}</div>')
-    paper = tab.attrs.get('paper')
-    if isinstance(paper, pd.DataFrame) and len(paper):
-        body += f'<div><h4>{html.escape(tab.attrs.get("paper_label", "published"))}</h4>{_table_html(paper)}</div>'
+    body = ''.join(_tables_html(t) for t in [tab, *tab.attrs.get('more', [])])
     curves = _loss_curves(run_dir, name)
-    if curves is not None: body += f'<div>{_figure_html(curves)}</div>'
-    return head + facts + body + '</div></section>'
+    if curves is not None: body += f'<div class="tables"><div>{_figure_html(curves)}</div></div>'
+    return head + facts + body + '</section>'
 
 def _loss_curves(run_dir:Path, name:str) -> go.Figure | None:
     "Training and validation loss per epoch from the run's history.nc (None when it has none)."

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import xarray as xr
 from fastcore.basics import patch
 
 from .core import Config, DataError, DermxaiError, TrainConfig, load_json, option
@@ -370,7 +371,8 @@ def native_layers(self:System, model:nn.Module) -> dict[str, str]:
 def paper_table(self:System, run_dir:str|Path) -> pd.DataFrame:
     """The run's test results as a DataFrame shaped like its paper's results table. `attrs['caption']` names the table;
     `attrs['label']` says what ours are (`dermxai_label`); `attrs['paper']`, where the notebook cites them, holds the
-    published numbers in the same shape and `attrs['paper_label']` where they come from (`with_published`). Default: one row
+    published numbers in the same shape and `attrs['paper_label']` where they come from (`with_published`);
+    `attrs['more']`, a list of the paper's further tables in the same form (the report draws them all). Default: one row
     (the system) of its scalar test metrics."""
     m = load_json(Path(run_dir)/'metrics.json')
     row = {k: v for k, v in (m.get('test') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != 'loss'}
@@ -381,9 +383,17 @@ def paper_table(self:System, run_dir:str|Path) -> pd.DataFrame:
     return df
 
 # %% ../nbs/10_systems.ipynb #a1b2c3d5
+def _cases(path) -> int|None:
+    "Cases in a saved SynthDerm file, from its header (None when it cannot be read)."
+    try:
+        with xr.open_dataset(path) as ds: return int(ds.sizes['case'])
+    except (OSError, ValueError, KeyError): return None
+
 def dermxai_label(cfg:TrainConfig, seeds=None) -> str:
     "What produced our numbers: 'dermxai (SynthDerm, 600 cases, 64 px, profile quick, seed 0)'; `seeds` for a mean over runs."
     data = f'SynthDerm, {cfg.n} cases' if cfg.data == 'synth' else Path(cfg.data).name
+    if Path(cfg.data).suffix == '.nc':   # a saved SynthDerm set (the tour's): its own case count
+        data = f'SynthDerm, {_cases(cfg.data_absolute or cfg.data) or "?"} cases'
     seeds = [cfg.seed] if seeds is None else [int(s) for s in seeds]
     which = f'seed {seeds[0]}' if len(seeds) == 1 else f'mean over seeds {", ".join(map(str, seeds))}'
     return f'dermxai ({data}, {cfg.size} px, profile {cfg.profile}, {which})'
